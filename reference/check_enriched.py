@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from ticklib import (
     EXIT_MISMATCH,
     EXIT_PASS,
@@ -56,7 +55,9 @@ def late_mask(symbol: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return (s < prev_max).to_numpy()
 
 
-def pandas_reference(sym: np.ndarray, ts: np.ndarray, price: np.ndarray, volume: np.ndarray, window_ms: int) -> pd.DataFrame:
+def pandas_reference(
+    sym: np.ndarray, ts: np.ndarray, price: np.ndarray, volume: np.ndarray, window_ms: int
+) -> pd.DataFrame:
     """The spec's pandas calls on the in-order ticks, in the given (arrival) order.
 
     Rows are sorted stably by symbol first so that groupby().rolling()'s output (grouped,
@@ -138,7 +139,9 @@ def reference(ticks: Ticks, window_ms: int, min_count: int, threshold: float) ->
     keep = ~late
     pdref = pandas_reference(ticks.symbol[keep], ticks.ts[keep], ticks.price[keep], ticks.volume[keep], window_ms)
 
-    ref = {name: np.full(n, np.nan) for name in (*STAT_FIELDS, "pandas_prev_std", "exact_prev_mean", "exact_prev_count")}
+    ref = {
+        name: np.full(n, np.nan) for name in (*STAT_FIELDS, "pandas_prev_std", "exact_prev_mean", "exact_prev_count")
+    }
     for name in ("sma", "count", "vwap", "prev_mean", "prev_count", "pandas_prev_std"):
         ref[name][keep] = pdref[name].to_numpy()
 
@@ -212,7 +215,7 @@ def compare(ticks: Ticks, ours: list[dict | None], ref: dict[str, np.ndarray], m
             np.flatnonzero(wrong),
             name,
             lambda i, name=name: recs[i].get(name, MISSING) if recs[i] is not None else MISSING,
-            lambda i, want=want: py(want[i]),
+            lambda i, want=want, as_int=name in ("count", "prev_count"): py(want[i], as_int),
         )
 
     for name in ("anomaly", "late"):
@@ -265,7 +268,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ours", required=True, type=pathlib.Path, help="our enriched output, JSON lines")
     ap.add_argument("--window", default="5m", help="rolling window W (default 5m)")
     ap.add_argument("--min-count", type=int, default=20, help="fewest previous-window ticks for a z (default 20)")
-    ap.add_argument("--threshold", type=float, default=3.0, help="|z| at or above which a tick is an anomaly (default 3.0)")
+    ap.add_argument(
+        "--threshold", type=float, default=3.0, help="|z| at or above which a tick is an anomaly (default 3.0)"
+    )
     ap.add_argument("--symbols", default=None, help="tick-filter watchlist, comma-separated (default: all)")
     ap.add_argument(
         "--write-reference",
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         window_ms = parse_duration(args.window)
         if args.min_count < 0 or not math.isfinite(args.threshold) or args.threshold <= 0:
             raise UsageError("--min-count must be >= 0 and --threshold a positive number")
-        symbols = set(s for s in args.symbols.split(",") if s) if args.symbols else None
+        symbols = {s for s in args.symbols.split(",") if s} if args.symbols else None
         ticks = read_ticks(args.input, symbols)
         ours, bad_lines = read_jsonl(args.ours)
     except UsageError as e:
@@ -312,15 +317,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "max error: "
-        + ", ".join(
-            f"{k} {'abs' if k in ('z', 'count', 'prev_count') else 'rel'} {v:.3g}" for k, v in errors.items()
-        )
+        + ", ".join(f"{k} {'abs' if k in ('z', 'count', 'prev_count') else 'rel'} {v:.3g}" for k, v in errors.items())
     )
     print(
         f"anomalies: ours {ours_anom}, reference {int(ref['anomaly'].sum())} "
         f"(within {FLAG_BAND:g} of the threshold: {int(ref['anomaly_either'].sum())})"
     )
-    print(f"info: pandas rolling std vs two-pass, max rel deviation {std_dev:.3g}; pandas mean vs two-pass {mean_dev:.3g}")
+    print(
+        f"info: pandas rolling std vs two-pass, max rel deviation {std_dev:.3g}; pandas mean vs two-pass {mean_dev:.3g}"
+    )
     print(f"reference computed in {ref_secs:.1f} s")
     mm.report()
     ok = mm.total == 0 and bad_lines == 0

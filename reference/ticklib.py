@@ -230,10 +230,12 @@ def _fmt(v: object) -> str:
     return json.dumps(v) if isinstance(v, (bool, str)) else str(v)
 
 
-def py(v: object) -> object:
+def py(v: object, as_int: bool = False) -> object:
     """A numpy scalar as a plain Python value, NaN as None (for mismatch messages)."""
     if isinstance(v, (float, np.floating)) and math.isnan(v):
         return None
+    if as_int:
+        return int(v)
     if isinstance(v, np.generic):
         return v.item()
     return v

@@ -1,1 +1,15 @@
-//! placeholder
+//! Runs stockstream's SmartModule chains in-process on `fluvio-smartengine`, the engine a Fluvio
+//! SPU uses, so the embedded pipeline and the cluster produce the same records from the same
+//! .wasm files.
+//!
+//! - [`chain`]: transforms files, locating built modules, a running chain.
+//! - [`input`]: ticks from JSON lines or CSV.
+//! - [`transform`]: a whole input through a chain, with counts and diagnostics.
+
+pub mod chain;
+pub mod input;
+pub mod native;
+pub mod transform;
+
+pub use chain::{Chain, ChainError, ChainSpec, WasmLocator};
+pub use fluvio_smartengine::SmartEngine;

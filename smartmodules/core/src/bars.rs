@@ -169,13 +169,44 @@ pub enum Admission {
     Late { watermark: i64 },
 }
 
+/// Largest event time seen minus the allowed lateness, across all symbols (as Spark's is per
+/// query). Shared by `window-bars` and by hosts that account for late ticks beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    lateness_ms: i64,
+    max_ts: Option<i64>,
+}
+
+impl Watermark {
+    pub fn new(lateness_ms: i64) -> Self {
+        Self {
+            lateness_ms,
+            max_ts: None,
+        }
+    }
+
+    /// The current watermark; `None` before the first tick.
+    pub fn current(&self) -> Option<i64> {
+        self.max_ts.map(|ts| ts.saturating_sub(self.lateness_ms))
+    }
+
+    /// Admits a tick at `ts` unless it is below the watermark, advancing the watermark.
+    pub fn admit(&mut self, ts: i64) -> Admission {
+        if let Some(watermark) = self.current().filter(|wm| ts < *wm) {
+            return Admission::Late { watermark };
+        }
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        Admission::Accepted
+    }
+}
+
 /// Windowed bars for all symbols, with one watermark across them (as Spark's is per query).
 pub struct WindowBars {
     config: BarsConfig,
     pane_ms: i64,
     /// Pane start -> symbol -> aggregate. Both ordered: emission is by window end, then symbol.
     panes: BTreeMap<i64, BTreeMap<Box<str>, PaneAggregate>>,
-    max_ts: Option<i64>,
+    watermark: Watermark,
     /// Start of the earliest window not yet emitted.
     next_window_start: i64,
     arrivals: u64,
@@ -188,7 +219,7 @@ impl WindowBars {
             pane_ms: config.pane_ms(),
             config,
             panes: BTreeMap::new(),
-            max_ts: None,
+            watermark: Watermark::new(config.lateness_ms),
             next_window_start: i64::MIN,
             arrivals: 0,
             late_ticks: 0,
@@ -201,7 +232,7 @@ impl WindowBars {
 
     /// Largest ts seen minus lateness; `None` before the first tick.
     pub fn watermark(&self) -> Option<i64> {
-        self.max_ts.map(|ts| ts.saturating_sub(self.config.lateness_ms))
+        self.watermark.current()
     }
 
     /// Ticks rejected as late so far.
@@ -211,9 +242,9 @@ impl WindowBars {
 
     /// Feeds one valid tick in arrival order; appends the bars whose window it closed to `out`.
     pub fn push(&mut self, tick: &Tick<'_>, out: &mut Vec<Bar>) -> Admission {
-        if let Some(watermark) = self.watermark().filter(|wm| tick.ts < *wm) {
+        if let late @ Admission::Late { .. } = self.watermark.admit(tick.ts) {
             self.late_ticks += 1;
-            return Admission::Late { watermark };
+            return late;
         }
         self.arrivals += 1;
         let stamped = Stamped {
@@ -229,7 +260,6 @@ impl WindowBars {
                 pane.insert(tick.symbol.into(), PaneAggregate::new(stamped, tick.volume));
             }
         }
-        self.max_ts = Some(self.max_ts.map_or(tick.ts, |m| m.max(tick.ts)));
         self.emit_closed(out);
         Admission::Accepted
     }

@@ -1,0 +1,67 @@
+//! `stockstream transform`.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use stockstream_runner::input::{CsvOptions, InputFormat, TickReader};
+use stockstream_runner::transform::{run_transform, TransformOptions};
+
+#[derive(Args)]
+pub struct TransformArgs {
+    /// The chain, in the format of `fluvio consume --transforms-file`.
+    #[arg(long, value_name = "FILE")]
+    transforms_file: PathBuf,
+    /// Ticks as JSON lines, or CSV when the name ends in .csv; `-` for standard input.
+    #[arg(long, default_value = "-", value_name = "PATH")]
+    input: PathBuf,
+    /// Where output records go, one JSON object per line; `-` for standard output.
+    #[arg(long, default_value = "-", value_name = "PATH")]
+    output: PathBuf,
+    /// Directory holding the built .wasm modules (default: the workspace's build output).
+    #[arg(long, value_name = "DIR")]
+    wasm_dir: Option<PathBuf>,
+    /// Symbol for CSV files without a symbol column.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Records per call into the chain (an SPU batch).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+}
+
+pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
+    let (spec, mut chain) = super::start_chain(&args.transforms_file, args.wasm_dir)?;
+    let is_stdin = args.input.as_os_str() == "-";
+    let format = InputFormat::from_path((!is_stdin).then_some(args.input.as_path()));
+    let reader: Box<dyn io::BufRead> = if is_stdin {
+        Box::new(io::stdin().lock())
+    } else {
+        let file = File::open(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    };
+    let csv = CsvOptions { symbol: args.symbol };
+    let input = TickReader::new(reader, format, &csv).with_context(|| format!("reading {}", args.input.display()))?;
+    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
+        Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))
+    } else {
+        let file = File::create(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
+        Box::new(BufWriter::with_capacity(1 << 20, file))
+    };
+    let options = TransformOptions {
+        batch_size: args.batch_size as usize,
+        ..TransformOptions::default()
+    };
+    let mut stderr = io::stderr().lock();
+    let summary = match run_transform(&spec, &mut chain, input, &mut out, &mut stderr, &options) {
+        Ok(summary) => summary,
+        Err(err) => {
+            eprintln!("stockstream transform: {err:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    writeln!(stderr, "transform: {summary}")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,302 @@
+//! SmartModule chains: the `transforms:` files of `fluvio consume --transforms-file`, the
+//! built .wasm files they name, and a running chain on `fluvio-smartengine`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fluvio_protocol::record::{Offset, Record};
+use fluvio_smartengine::transformation::TransformationConfig;
+use fluvio_smartengine::{
+    Lookback, SmartEngine, SmartModuleChainBuilder, SmartModuleChainInstance, SmartModuleConfig,
+};
+use fluvio_smartmodule::dataplane::smartmodule::SmartModuleInput;
+use stockstream_core::bars::BarsConfig;
+use stockstream_core::rolling::RollingConfig;
+use stockstream_core::tick::Watchlist;
+use stockstream_core::zscore::ZScoreConfig;
+use stockstream_core::ParamError;
+
+/// The SmartModule group this project publishes under (`uses: stockstream/<module>@<version>`).
+pub const GROUP: &str = "stockstream";
+
+/// What can go wrong setting up a chain. All of these are the user's to fix; none is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("cannot read transforms file {path}: {source}")]
+    ReadFile { path: PathBuf, source: anyhow::Error },
+    #[error("transforms file {path} has no steps under `transforms:`")]
+    Empty { path: PathBuf },
+    #[error("`uses: {uses}` is not of the form group/name@version")]
+    BadUses { uses: String },
+    #[error("step `{module}`: {source}")]
+    Param { module: String, source: ParamError },
+    #[error("step `{module}`: unknown parameter `{param}` (accepted: {accepted})")]
+    UnknownParam { module: String, param: String, accepted: &'static str },
+    #[error("no built SmartModule for `{module}` ({file} not in {searched}); build the modules with `cargo build --profile release-lto --target wasm32-wasip1 -p {module}` (what `smdk build` runs) or `make wasm`, or pass --wasm-dir DIR")]
+    MissingWasm { module: String, file: String, searched: String },
+    #[error("cannot read {path}: {source}")]
+    ReadWasm { path: PathBuf, source: std::io::Error },
+    #[error("SmartModule `{module}` failed to start: {source:#}")]
+    Start { module: String, source: anyhow::Error },
+}
+
+/// One step of a chain, as written in the transforms file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainStep {
+    /// `group/name@version` as written.
+    pub uses: String,
+    /// The module name (`rolling-stats`).
+    pub module: String,
+    pub params: BTreeMap<String, String>,
+    pub lookback: Option<Lookback>,
+}
+
+impl ChainStep {
+    /// Checks the parameters of this project's modules before any WASM starts, so a bad value is
+    /// reported by name (the modules check again in their `init`).
+    fn validate(&self) -> Result<(), ChainError> {
+        let get = |name: &str| self.params.get(name).map(String::as_str);
+        let param_error = |source| ChainError::Param {
+            module: self.module.clone(),
+            source,
+        };
+        let accepted: &'static str = match self.module.as_str() {
+            "tick-filter" => {
+                Watchlist::from_param(get("symbols")).map_err(param_error)?;
+                "symbols"
+            }
+            "rolling-stats" => {
+                RollingConfig::from_params(get).map_err(param_error)?;
+                "window"
+            }
+            "zscore-anomaly" => {
+                ZScoreConfig::from_params(get).map_err(param_error)?;
+                "threshold, min_count, emit"
+            }
+            "window-bars" => {
+                BarsConfig::from_params(get).map_err(param_error)?;
+                "size, slide, lateness"
+            }
+            _ => return Ok(()),
+        };
+        match self.params.keys().find(|k| !accepted.split(", ").any(|a| a == k.as_str())) {
+            Some(param) => Err(ChainError::UnknownParam {
+                module: self.module.clone(),
+                param: param.clone(),
+                accepted,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The file `cargo build` writes for this module (`rolling-stats` -> `rolling_stats.wasm`).
+    pub fn wasm_file_name(&self) -> String {
+        format!("{}.wasm", self.module.replace('-', "_"))
+    }
+}
+
+/// A chain of SmartModules read from a transforms file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainSpec {
+    pub steps: Vec<ChainStep>,
+}
+
+impl ChainSpec {
+    /// Reads and checks a `transforms:` file.
+    pub fn from_file(path: &Path) -> Result<Self, ChainError> {
+        let config = TransformationConfig::from_file(path).map_err(|source| ChainError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        if config.transforms.is_empty() {
+            return Err(ChainError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let steps = config
+            .transforms
+            .into_iter()
+            .map(|step| {
+                let module = step
+                    .uses
+                    .split_once('/')
+                    .and_then(|(_, rest)| rest.split_once('@'))
+                    .map(|(name, _)| name.to_owned())
+                    .filter(|name| !name.is_empty())
+                    .ok_or_else(|| ChainError::BadUses {
+                        uses: step.uses.clone(),
+                    })?;
+                let step = ChainStep {
+                    module,
+                    params: step.with.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                    lookback: step.lookback.map(Into::into),
+                    uses: step.uses,
+                };
+                step.validate()?;
+                Ok(step)
+            })
+            .collect::<Result<_, ChainError>>()?;
+        Ok(Self { steps })
+    }
+
+    /// The step running `module`, if the chain has one.
+    pub fn step(&self, module: &str) -> Option<&ChainStep> {
+        self.steps.iter().find(|s| s.module == module)
+    }
+
+    /// Loads every module's .wasm and starts the chain (each module's `init` runs here).
+    pub fn instantiate(&self, engine: &SmartEngine, wasm: &WasmLocator) -> Result<Chain, ChainError> {
+        let mut builder = SmartModuleChainBuilder::default();
+        for step in &self.steps {
+            let path = wasm.find(step)?;
+            let bytes = std::fs::read(&path).map_err(|source| ChainError::ReadWasm { path, source })?;
+            let mut config = SmartModuleConfig::builder();
+            config.smartmodule_names(vec![step.uses.clone()]);
+            config.lookback(step.lookback);
+            for (key, value) in &step.params {
+                config.param(key, value);
+            }
+            let config = config.build().expect("names are set");
+            builder.add_smart_module(config, bytes);
+        }
+        let names = self.steps.iter().map(|s| s.module.as_str()).collect::<Vec<_>>().join(", ");
+        let instance = builder.initialize(engine).map_err(|source| ChainError::Start {
+            module: names,
+            source,
+        })?;
+        Ok(Chain {
+            instance,
+            next_offset: 0,
+        })
+    }
+}
+
+/// Where built modules are looked up, in order.
+#[derive(Debug, Clone)]
+pub struct WasmLocator {
+    dirs: Vec<PathBuf>,
+}
+
+impl WasmLocator {
+    /// `--wasm-dir` alone when given; otherwise the workspace's build output for the profile
+    /// `smdk build` uses (release-lto), then plain release.
+    pub fn new(wasm_dir: Option<PathBuf>, workspace_root: Option<&Path>) -> Self {
+        let dirs = match (wasm_dir, workspace_root) {
+            (Some(dir), _) => vec![dir],
+            (None, Some(root)) => ["release-lto", "release"]
+                .iter()
+                .map(|profile| root.join("target").join("wasm32-wasip1").join(profile))
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        Self { dirs }
+    }
+
+    /// The nearest enclosing Cargo workspace holding `smartmodules/`, starting at `start`;
+    /// `CARGO_TARGET_DIR` is honoured by the caller through `--wasm-dir`.
+    pub fn find_workspace(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .find(|dir| dir.join("Cargo.toml").is_file() && dir.join("smartmodules").is_dir())
+            .map(Path::to_owned)
+    }
+
+    pub fn find(&self, step: &ChainStep) -> Result<PathBuf, ChainError> {
+        let file = step.wasm_file_name();
+        self.dirs
+            .iter()
+            .map(|dir| dir.join(&file))
+            .find(|path| path.is_file())
+            .ok_or_else(|| ChainError::MissingWasm {
+                module: step.module.clone(),
+                file: file.clone(),
+                searched: if self.dirs.is_empty() {
+                    "any directory (not inside the stockstream workspace)".to_owned()
+                } else {
+                    self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+                },
+            })
+    }
+}
+
+/// A record the chain refused: a SmartModule returned an error for it.
+#[derive(Debug, Clone)]
+pub struct RecordFailure {
+    /// Position of the record in the batch given to [`Chain::process`].
+    pub index: usize,
+    /// The module's message.
+    pub hint: String,
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    pub records: Vec<Record>,
+    /// Records a module failed on; the rest of the batch was still processed.
+    pub failures: Vec<RecordFailure>,
+}
+
+/// A started chain. Feed it batches of records in arrival order.
+pub struct Chain {
+    instance: SmartModuleChainInstance,
+    next_offset: Offset,
+}
+
+impl Chain {
+    /// Runs `records` through every module, as an SPU does for one batch.
+    ///
+    /// An SPU stops a batch at a record a module fails on; here the failing record is reported
+    /// and the batch resumes after it, so one bad record never costs the ones behind it.
+    pub fn process(&mut self, mut records: Vec<Record>) -> anyhow::Result<BatchOutput> {
+        let mut output = BatchOutput::default();
+        let mut first_index = 0usize;
+        while !records.is_empty() {
+            let base_offset = self.next_offset;
+            for (delta, record) in records.iter_mut().enumerate() {
+                record.preamble.set_offset_delta(delta as Offset);
+            }
+            let count = records.len();
+            let mut input = SmartModuleInput::try_from_records(records, fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
+            input.set_base_offset(base_offset);
+            // The input is encoded; keep what follows a failure to resubmit it.
+            let raw = input.raw_bytes().to_vec();
+            let result = self.instance.process(input)?;
+            output.records.extend(result.successes);
+            self.next_offset += count as Offset;
+            let Some(error) = result.error else { break };
+            let failed = usize::try_from(error.offset - base_offset).unwrap_or(count).min(count - 1);
+            output.failures.push(RecordFailure {
+                index: first_index + failed,
+                hint: error.hint,
+            });
+            let mut rest = SmartModuleInput::new(raw, 0, 0)
+                .try_into_smartmodule_records(fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
+            records = rest.split_off(failed + 1).into_iter().map(Into::into).collect();
+            first_index += failed + 1;
+            self.next_offset = base_offset + failed as Offset + 1;
+        }
+        Ok(output)
+    }
+
+    /// Rebuilds module state from earlier records (the modules' `look_back`), as an SPU does
+    /// when a consumer with a chain starts.
+    pub fn look_back(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
+        let records = std::sync::Mutex::new(Some(records));
+        let future = self.instance.look_back(|_| {
+            let batch = records.lock().expect("not poisoned").clone().unwrap_or_default();
+            async move { Ok(batch) }
+        });
+        block_on(future)
+    }
+}
+
+/// Polls a future that never waits (the engine's look_back with an in-memory reader).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+}
