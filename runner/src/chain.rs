@@ -23,7 +23,10 @@ pub const GROUP: &str = "stockstream";
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("cannot read transforms file {path}: {source}")]
-    ReadFile { path: PathBuf, source: anyhow::Error },
+    ReadFile {
+        path: PathBuf,
+        source: anyhow::Error,
+    },
     #[error("transforms file {path} has no steps under `transforms:`")]
     Empty { path: PathBuf },
     #[error("`uses: {uses}` is not of the form group/name@version")]
@@ -31,13 +34,27 @@ pub enum ChainError {
     #[error("step `{module}`: {source}")]
     Param { module: String, source: ParamError },
     #[error("step `{module}`: unknown parameter `{param}` (accepted: {accepted})")]
-    UnknownParam { module: String, param: String, accepted: &'static str },
+    UnknownParam {
+        module: String,
+        param: String,
+        accepted: &'static str,
+    },
     #[error("no built SmartModule for `{module}` ({file} not in {searched}); build the modules with `cargo build --profile release-lto --target wasm32-wasip1 -p {module}` (what `smdk build` runs) or `make wasm`, or pass --wasm-dir DIR")]
-    MissingWasm { module: String, file: String, searched: String },
+    MissingWasm {
+        module: String,
+        file: String,
+        searched: String,
+    },
     #[error("cannot read {path}: {source}")]
-    ReadWasm { path: PathBuf, source: std::io::Error },
+    ReadWasm {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("SmartModule `{module}` failed to start: {source:#}")]
-    Start { module: String, source: anyhow::Error },
+    Start {
+        module: String,
+        source: anyhow::Error,
+    },
 }
 
 /// One step of a chain, as written in the transforms file.
@@ -79,7 +96,11 @@ impl ChainStep {
             }
             _ => return Ok(()),
         };
-        match self.params.keys().find(|k| !accepted.split(", ").any(|a| a == k.as_str())) {
+        match self
+            .params
+            .keys()
+            .find(|k| !accepted.split(", ").any(|a| a == k.as_str()))
+        {
             Some(param) => Err(ChainError::UnknownParam {
                 module: self.module.clone(),
                 param: param.clone(),
@@ -104,10 +125,11 @@ pub struct ChainSpec {
 impl ChainSpec {
     /// Reads and checks a `transforms:` file.
     pub fn from_file(path: &Path) -> Result<Self, ChainError> {
-        let config = TransformationConfig::from_file(path).map_err(|source| ChainError::ReadFile {
-            path: path.to_owned(),
-            source,
-        })?;
+        let config =
+            TransformationConfig::from_file(path).map_err(|source| ChainError::ReadFile {
+                path: path.to_owned(),
+                source,
+            })?;
         if config.transforms.is_empty() {
             return Err(ChainError::Empty {
                 path: path.to_owned(),
@@ -145,11 +167,16 @@ impl ChainSpec {
     }
 
     /// Loads every module's .wasm and starts the chain (each module's `init` runs here).
-    pub fn instantiate(&self, engine: &SmartEngine, wasm: &WasmLocator) -> Result<Chain, ChainError> {
+    pub fn instantiate(
+        &self,
+        engine: &SmartEngine,
+        wasm: &WasmLocator,
+    ) -> Result<Chain, ChainError> {
         let mut builder = SmartModuleChainBuilder::default();
         for step in &self.steps {
             let path = wasm.find(step)?;
-            let bytes = std::fs::read(&path).map_err(|source| ChainError::ReadWasm { path, source })?;
+            let bytes =
+                std::fs::read(&path).map_err(|source| ChainError::ReadWasm { path, source })?;
             let mut config = SmartModuleConfig::builder();
             config.smartmodule_names(vec![step.uses.clone()]);
             config.lookback(step.lookback);
@@ -159,11 +186,18 @@ impl ChainSpec {
             let config = config.build().expect("names are set");
             builder.add_smart_module(config, bytes);
         }
-        let names = self.steps.iter().map(|s| s.module.as_str()).collect::<Vec<_>>().join(", ");
-        let instance = builder.initialize(engine).map_err(|source| ChainError::Start {
-            module: names,
-            source,
-        })?;
+        let names = self
+            .steps
+            .iter()
+            .map(|s| s.module.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let instance = builder
+            .initialize(engine)
+            .map_err(|source| ChainError::Start {
+                module: names,
+                source,
+            })?;
         Ok(Chain {
             instance,
             next_offset: 0,
@@ -213,7 +247,11 @@ impl WasmLocator {
                 searched: if self.dirs.is_empty() {
                     "any directory (not inside the stockstream workspace)".to_owned()
                 } else {
-                    self.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+                    self.dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 },
             })
     }
@@ -256,7 +294,10 @@ impl Chain {
                 record.preamble.set_offset_delta(delta as Offset);
             }
             let count = records.len();
-            let mut input = SmartModuleInput::try_from_records(records, fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
+            let mut input = SmartModuleInput::try_from_records(
+                records,
+                fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION,
+            )?;
             input.set_base_offset(base_offset);
             // The input is encoded; keep what follows a failure to resubmit it.
             let raw = input.raw_bytes().to_vec();
@@ -264,14 +305,20 @@ impl Chain {
             output.records.extend(result.successes);
             self.next_offset += count as Offset;
             let Some(error) = result.error else { break };
-            let failed = usize::try_from(error.offset - base_offset).unwrap_or(count).min(count - 1);
+            let failed = usize::try_from(error.offset - base_offset)
+                .unwrap_or(count)
+                .min(count - 1);
             output.failures.push(RecordFailure {
                 index: first_index + failed,
                 hint: error.hint,
             });
             let mut rest = SmartModuleInput::new(raw, 0, 0)
                 .try_into_smartmodule_records(fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
-            records = rest.split_off(failed + 1).into_iter().map(Into::into).collect();
+            records = rest
+                .split_off(failed + 1)
+                .into_iter()
+                .map(Into::into)
+                .collect();
             first_index += failed + 1;
             self.next_offset = base_offset + failed as Offset + 1;
         }
@@ -283,7 +330,11 @@ impl Chain {
     pub fn look_back(&mut self, records: Vec<Record>) -> anyhow::Result<()> {
         let records = std::sync::Mutex::new(Some(records));
         let future = self.instance.look_back(|_| {
-            let batch = records.lock().expect("not poisoned").clone().unwrap_or_default();
+            let batch = records
+                .lock()
+                .expect("not poisoned")
+                .clone()
+                .unwrap_or_default();
             async move { Ok(batch) }
         });
         block_on(future)

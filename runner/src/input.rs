@@ -34,7 +34,11 @@ pub enum InputItem {
     /// A record to feed the chain (a JSON object, not yet validated).
     Record { line: u64, value: Vec<u8> },
     /// A row that could not even be turned into a record (CSV only).
-    Unreadable { line: u64, reason: String, raw: String },
+    Unreadable {
+        line: u64,
+        reason: String,
+        raw: String,
+    },
 }
 
 /// Options for CSV input.

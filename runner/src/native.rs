@@ -18,7 +18,11 @@ pub struct NativeEnrichedChain {
 impl NativeEnrichedChain {
     /// Takes the parameters of a chain's tick-filter, rolling-stats and zscore-anomaly steps.
     pub fn from_spec(spec: &ChainSpec) -> anyhow::Result<Self> {
-        let param = |module: &str, name: &str| spec.step(module).and_then(|s| s.params.get(name)).map(String::as_str);
+        let param = |module: &str, name: &str| {
+            spec.step(module)
+                .and_then(|s| s.params.get(name))
+                .map(String::as_str)
+        };
         Ok(Self {
             watchlist: Watchlist::from_param(param("tick-filter", "symbols"))?,
             stats: RollingStats::new(RollingConfig::from_params(|n| param("rolling-stats", n))?),
@@ -30,8 +34,14 @@ impl NativeEnrichedChain {
     /// Processes one record; appends the output record (if any) to `out`.
     pub fn process(&mut self, record: &[u8], out: &mut Vec<u8>) -> anyhow::Result<bool> {
         // tick-filter
-        let Ok(tick) = parse_tick(record) else { return Ok(false) };
-        if self.watchlist.as_ref().is_some_and(|w| !w.contains(tick.symbol)) {
+        let Ok(tick) = parse_tick(record) else {
+            return Ok(false);
+        };
+        if self
+            .watchlist
+            .as_ref()
+            .is_some_and(|w| !w.contains(tick.symbol))
+        {
             return Ok(false);
         }
         // rolling-stats (parses again, as the module does)
@@ -41,7 +51,12 @@ impl NativeEnrichedChain {
         enrichment.write_onto(record, &mut self.enriched);
         // zscore-anomaly
         let input = parse_scoring_input(&self.enriched)?;
-        let z = self.zscore.score(input.price, input.prev_mean, input.prev_std, input.prev_count);
+        let z = self.zscore.score(
+            input.price,
+            input.prev_mean,
+            input.prev_std,
+            input.prev_count,
+        );
         let anomaly = self.zscore.is_anomaly(z);
         if self.zscore.emit == Emit::Anomalies && !anomaly {
             return Ok(false);

@@ -68,7 +68,11 @@ impl std::fmt::Display for TransformSummary {
             self.records_in as f64 / seconds.max(1e-9)
         )?;
         if !self.invalid.is_empty() {
-            let reasons: Vec<String> = self.invalid.iter().map(|(code, n)| format!("{code}={n}")).collect();
+            let reasons: Vec<String> = self
+                .invalid
+                .iter()
+                .map(|(code, n)| format!("{code}={n}"))
+                .collect();
             write!(f, "; invalid by reason: {}", reasons.join(", "))?;
         }
         Ok(())
@@ -123,7 +127,10 @@ pub fn run_transform<R: BufRead>(
         if reported <= options.max_reported {
             writeln!(diagnostics, "line {line}: {message}")?;
         } else if reported == options.max_reported + 1 {
-            writeln!(diagnostics, "(further problems are counted in the summary, not shown)")?;
+            writeln!(
+                diagnostics,
+                "(further problems are counted in the summary, not shown)"
+            )?;
         }
         Ok(())
     };
@@ -142,7 +149,10 @@ pub fn run_transform<R: BufRead>(
                 summary.records_in += 1;
                 let key = match parse_tick(&value) {
                     Ok(tick) => {
-                        if bars_lateness.as_mut().is_some_and(|b| b.is_late(tick.symbol, tick.ts)) {
+                        if bars_lateness
+                            .as_mut()
+                            .is_some_and(|b| b.is_late(tick.symbol, tick.ts))
+                        {
                             summary.late += 1;
                         }
                         RecordKey::from(tick.symbol.as_bytes().to_vec())
@@ -162,7 +172,11 @@ pub fn run_transform<R: BufRead>(
             let output = chain.process(std::mem::take(&mut batch))?;
             for failure in &output.failures {
                 summary.failed += 1;
-                report(diagnostics, lines[failure.index], &format!("rejected by the chain: {}", failure.hint))?;
+                report(
+                    diagnostics,
+                    lines[failure.index],
+                    &format!("rejected by the chain: {}", failure.hint),
+                )?;
             }
             lines.clear();
             for record in output.records {

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use stockstream_runner::native::NativeEnrichedChain;
-use stockstream_runner::chain::Chain;
 use fluvio_protocol::record::{Record, RecordKey};
+use stockstream_runner::chain::Chain;
+use stockstream_runner::native::NativeEnrichedChain;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -29,10 +29,21 @@ pub struct BenchArgs {
     /// Timed passes over the input; the best and the median are reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Which engines to measure.
+    #[arg(long, value_enum, default_value_t = Engines::Both)]
+    engines: Engines,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engines {
+    Both,
+    Wasm,
+    Native,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let file = std::fs::File::open(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
     let lines: Vec<Vec<u8>> = std::io::BufReader::new(file)
         .split(b'\n')
         .collect::<Result<_, _>>()?;
@@ -64,7 +75,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut wasm_rates = Vec::new();
     let mut out_count = 0;
-    for _ in 0..args.rounds {
+    let wasm_rounds = if args.engines == Engines::Native {
+        0
+    } else {
+        args.rounds
+    };
+    let native_rounds = if args.engines == Engines::Wasm {
+        0
+    } else {
+        args.rounds
+    };
+    for _ in 0..wasm_rounds {
         let (_, mut chain) = super::start_chain(&args.transforms_file, args.wasm_dir.clone())?;
         let input = batches.clone();
         let started = Instant::now();
@@ -76,7 +97,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut native_rates = Vec::new();
     let mut native_count = 0;
     let mut out = Vec::with_capacity(1 << 16);
-    for _ in 0..args.rounds {
+    for _ in 0..native_rounds {
         let mut native = NativeEnrichedChain::from_spec(&spec)?;
         native_count = 0;
         let started = Instant::now();
@@ -90,11 +111,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         native_rates.push(ticks / started.elapsed().as_secs_f64());
     }
 
-    let (wasm_best, wasm_median) = best_and_median(&mut wasm_rates);
-    let (native_best, native_median) = best_and_median(&mut native_rates);
-    println!("wasm (fluvio-smartengine): best {wasm_best:>12.0} ticks/s, median {wasm_median:>12.0} ticks/s, {out_count} records out");
-    println!("native (same core code):   best {native_best:>12.0} ticks/s, median {native_median:>12.0} ticks/s, {native_count} records out");
-    println!("wasm/native (median): {:.1}%", 100.0 * wasm_median / native_median);
+    let wasm = best_and_median(&mut wasm_rates);
+    let native = best_and_median(&mut native_rates);
+    if let Some((best, median)) = wasm {
+        println!("wasm (fluvio-smartengine): best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {out_count} records out");
+    }
+    if let Some((best, median)) = native {
+        println!("native (same core code):   best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {native_count} records out");
+    }
+    if let (Some((_, wasm)), Some((_, native))) = (wasm, native) {
+        println!("wasm/native (median): {:.1}%", 100.0 * wasm / native);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -108,7 +135,7 @@ fn run_wasm(chain: &mut Chain, batches: Vec<Vec<Record>>) -> anyhow::Result<usiz
     Ok(out)
 }
 
-fn best_and_median(rates: &mut [f64]) -> (f64, f64) {
+fn best_and_median(rates: &mut [f64]) -> Option<(f64, f64)> {
     rates.sort_by(|a, b| b.total_cmp(a));
-    (rates[0], rates[rates.len() / 2])
+    Some((*rates.first()?, rates[rates.len() / 2]))
 }

@@ -7,7 +7,10 @@ use anyhow::Context;
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
 
 /// Reads a transforms file and starts its chain from the built modules.
-pub fn start_chain(transforms_file: &std::path::Path, wasm_dir: Option<PathBuf>) -> anyhow::Result<(ChainSpec, Chain)> {
+pub fn start_chain(
+    transforms_file: &std::path::Path,
+    wasm_dir: Option<PathBuf>,
+) -> anyhow::Result<(ChainSpec, Chain)> {
     let spec = ChainSpec::from_file(transforms_file)?;
     let workspace = std::env::current_dir()
         .ok()

@@ -39,15 +39,20 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     let reader: Box<dyn io::BufRead> = if is_stdin {
         Box::new(io::stdin().lock())
     } else {
-        let file = File::open(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+        let file = File::open(&args.input)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let csv = CsvOptions { symbol: args.symbol };
-    let input = TickReader::new(reader, format, &csv).with_context(|| format!("reading {}", args.input.display()))?;
+    let csv = CsvOptions {
+        symbol: args.symbol,
+    };
+    let input = TickReader::new(reader, format, &csv)
+        .with_context(|| format!("reading {}", args.input.display()))?;
     let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))
     } else {
-        let file = File::create(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
+        let file = File::create(&args.output)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
     let options = TransformOptions {

@@ -26,7 +26,11 @@ impl CsvColumns {
     /// Finds the columns from a header row.
     pub fn detect(header: &csv::StringRecord) -> Result<Self, String> {
         let find = |names: &[&str]| {
-            names.iter().find_map(|name| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name)))
+            names.iter().find_map(|name| {
+                header
+                    .iter()
+                    .position(|h| h.trim().eq_ignore_ascii_case(name))
+            })
         };
         let missing = |what: &str, names: &[&str]| {
             format!(
@@ -56,7 +60,8 @@ impl<R: BufRead> CsvTicks<R> {
     pub fn new(reader: R, options: &CsvOptions) -> io::Result<Self> {
         let mut rows = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
         let header = rows.headers().map_err(io::Error::other)?.clone();
-        let columns = CsvColumns::detect(&header).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let columns = CsvColumns::detect(&header)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if columns.symbol.is_none() && options.symbol.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -73,7 +78,12 @@ impl<R: BufRead> CsvTicks<R> {
 
     /// One row as a tick record, or why it cannot be one.
     fn convert(&self) -> Result<Vec<u8>, String> {
-        let field = |i: usize| self.row.get(i).map(str::trim).ok_or_else(|| format!("row has no column {}", i + 1));
+        let field = |i: usize| {
+            self.row
+                .get(i)
+                .map(str::trim)
+                .ok_or_else(|| format!("row has no column {}", i + 1))
+        };
         let symbol = match (&self.symbol, self.columns.symbol) {
             (Some(constant), _) => constant.as_str(),
             (None, Some(i)) => field(i)?,
@@ -81,7 +91,9 @@ impl<R: BufRead> CsvTicks<R> {
         };
         let ts = parse_timestamp_ms(field(self.columns.ts)?)?;
         let price_text = field(self.columns.price)?;
-        let price: f64 = price_text.parse().map_err(|_| format!("price {price_text:?} is not a number"))?;
+        let price: f64 = price_text
+            .parse()
+            .map_err(|_| format!("price {price_text:?} is not a number"))?;
         if !price.is_finite() {
             return Err(format!("price {price_text:?} is not finite"));
         }
@@ -92,7 +104,11 @@ impl<R: BufRead> CsvTicks<R> {
         // Symbols and numbers are re-checked by tick validation; quote the symbol safely here.
         let mut out = Vec::with_capacity(96);
         out.extend_from_slice(b"{\"symbol\":");
-        out.extend_from_slice(serde_json::to_string(symbol).expect("strings serialise").as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(symbol)
+                .expect("strings serialise")
+                .as_bytes(),
+        );
         out.extend_from_slice(b",\"ts\":");
         write_int(&mut out, ts);
         out.extend_from_slice(b",\"price\":");
@@ -176,14 +192,23 @@ mod tests {
 
     #[test]
     fn tick_files_with_a_constant_symbol() {
-        let items = read("DateTime,Price,Volume\n2013-09-01 17:00:00.083,1640.25,8\n", Some("ES"));
-        assert_eq!(record(&items[0]), r#"{"symbol":"ES","ts":1378054800083,"price":1640.25,"volume":8}"#);
+        let items = read(
+            "DateTime,Price,Volume\n2013-09-01 17:00:00.083,1640.25,8\n",
+            Some("ES"),
+        );
+        assert_eq!(
+            record(&items[0]),
+            r#"{"symbol":"ES","ts":1378054800083,"price":1640.25,"volume":8}"#
+        );
     }
 
     #[test]
     fn daily_files_use_close_and_name() {
         let items = read("date,open,high,low,close,volume,Name\n2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL\n", None);
-        assert_eq!(record(&items[0]), r#"{"symbol":"AAL","ts":1360281600000,"price":14.75,"volume":8407500}"#);
+        assert_eq!(
+            record(&items[0]),
+            r#"{"symbol":"AAL","ts":1360281600000,"price":14.75,"volume":8407500}"#
+        );
     }
 
     #[test]
@@ -201,7 +226,13 @@ mod tests {
 
     #[test]
     fn a_file_without_symbols_needs_one() {
-        let err = TickReader::new(&b"ts,price\n1,2\n"[..], InputFormat::Csv, &CsvOptions::default()).err().unwrap();
+        let err = TickReader::new(
+            &b"ts,price\n1,2\n"[..],
+            InputFormat::Csv,
+            &CsvOptions::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("--symbol"));
     }
 }

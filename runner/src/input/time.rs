@@ -23,7 +23,11 @@ pub fn parse_timestamp_ms(text: &str) -> Result<i64, String> {
         if !epoch.is_finite() || epoch <= 0.0 {
             return Err(format!("timestamp {text:?} is not a positive epoch value"));
         }
-        let ms = if epoch < SECONDS_LIMIT { epoch * 1000.0 } else { epoch };
+        let ms = if epoch < SECONDS_LIMIT {
+            epoch * 1000.0
+        } else {
+            epoch
+        };
         return Ok(ms.round() as i64);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
@@ -36,7 +40,11 @@ pub fn parse_timestamp_ms(text: &str) -> Result<i64, String> {
     }
     for format in ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y"] {
         if let Ok(d) = NaiveDate::parse_from_str(text, format) {
-            return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis());
+            return Ok(d
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc()
+                .timestamp_millis());
         }
     }
     Err(format!(
@@ -54,12 +62,20 @@ mod tests {
         assert_eq!(parse_timestamp_ms("2013-09-01 17:00:00.083").unwrap(), ms);
         assert_eq!(parse_timestamp_ms("2013-09-01T17:00:00.083").unwrap(), ms);
         assert_eq!(parse_timestamp_ms("2013-09-01T17:00:00.083Z").unwrap(), ms);
-        assert_eq!(parse_timestamp_ms("2013-09-01T19:00:00.083+02:00").unwrap(), ms);
+        assert_eq!(
+            parse_timestamp_ms("2013-09-01T19:00:00.083+02:00").unwrap(),
+            ms
+        );
         assert_eq!(parse_timestamp_ms("2013/09/01 17:00:00.083").unwrap(), ms);
         assert_eq!(parse_timestamp_ms("1378054800083").unwrap(), ms);
         assert_eq!(parse_timestamp_ms("1378054800.083").unwrap(), ms);
-        assert_eq!(parse_timestamp_ms("2013-09-01").unwrap(), 1_378_000_000_000 - 1_378_000_000_000 % 86_400_000);
-        assert!(parse_timestamp_ms("yesterday").unwrap_err().contains("yesterday"));
+        assert_eq!(
+            parse_timestamp_ms("2013-09-01").unwrap(),
+            1_378_000_000_000 - 1_378_000_000_000 % 86_400_000
+        );
+        assert!(parse_timestamp_ms("yesterday")
+            .unwrap_err()
+            .contains("yesterday"));
         assert!(parse_timestamp_ms("-5").is_err());
     }
 }

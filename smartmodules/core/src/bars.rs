@@ -42,7 +42,11 @@ impl BarsConfig {
         if let Some(value) = param("size") {
             config.size_ms = parse_duration_ms("size", value)?;
             if config.size_ms <= 0 {
-                return Err(ParamError::new("size", value, "a positive duration such as 5m"));
+                return Err(ParamError::new(
+                    "size",
+                    value,
+                    "a positive duration such as 5m",
+                ));
             }
         }
         if let Some(value) = param("slide") {
@@ -50,7 +54,11 @@ impl BarsConfig {
         }
         if config.slide_ms <= 0 || config.slide_ms > config.size_ms {
             let value = param("slide").unwrap_or("1m");
-            return Err(ParamError::new("slide", value, "a positive duration no longer than size, such as 1m"));
+            return Err(ParamError::new(
+                "slide",
+                value,
+                "a positive duration no longer than size, such as 1m",
+            ));
         }
         if let Some(value) = param("lateness") {
             config.lateness_ms = parse_duration_ms("lateness", value)?;
@@ -166,7 +174,9 @@ impl PaneAggregate {
 pub enum Admission {
     Accepted,
     /// Below the watermark on arrival: counted and left out of every window.
-    Late { watermark: i64 },
+    Late {
+        watermark: i64,
+    },
 }
 
 /// Largest event time seen minus the allowed lateness, across all symbols (as Spark's is per
@@ -269,7 +279,9 @@ impl WindowBars {
         let Some(watermark) = self.watermark() else {
             return;
         };
-        let BarsConfig { size_ms, slide_ms, .. } = self.config;
+        let BarsConfig {
+            size_ms, slide_ms, ..
+        } = self.config;
         while let Some(&first_pane) = self.panes.keys().next() {
             // The earliest window holding the first pane: smallest multiple of slide > pane - size.
             let earliest = (first_pane - size_ms).div_euclid(slide_ms) * slide_ms + slide_ms;

@@ -6,7 +6,13 @@ use crate::ParamError;
 ///
 /// `param` names the parameter in the error so a bad value is reported where it came from.
 pub fn parse_duration_ms(param: &'static str, value: &str) -> Result<i64, ParamError> {
-    let bad = || ParamError::new(param, value, "an integer and a unit ms|s|m|h|d, e.g. 300s or 5m");
+    let bad = || {
+        ParamError::new(
+            param,
+            value,
+            "an integer and a unit ms|s|m|h|d, e.g. 300s or 5m",
+        )
+    };
     let value_trimmed = value.trim();
     let split = value_trimmed
         .find(|c: char| !c.is_ascii_digit())
@@ -43,7 +49,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_values_naming_the_parameter() {
-        for bad in ["", "5", "m", "5 m", "-5m", "5min", "1.5m", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "-5m",
+            "5min",
+            "1.5m",
+            "99999999999999999999d",
+        ] {
             let err = parse_duration_ms("window", bad).unwrap_err();
             assert_eq!(err.param, "window", "{bad}");
             assert!(err.to_string().contains("window"), "{err}");

@@ -42,7 +42,11 @@ impl RollingConfig {
         if let Some(value) = param("window") {
             config.window_ms = parse_duration_ms("window", value)?;
             if config.window_ms <= 0 {
-                return Err(ParamError::new("window", value, "a positive duration such as 5m"));
+                return Err(ParamError::new(
+                    "window",
+                    value,
+                    "a positive duration such as 5m",
+                ));
             }
         }
         Ok(config)
@@ -167,7 +171,11 @@ impl std::hash::Hasher for FnvHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for byte in bytes {
             hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
         }

@@ -21,7 +21,12 @@ pub fn filter_map(record: &SmartModuleRecord) -> Result<Option<(Option<RecordDat
     let config = CONFIG.get_or_init(ZScoreConfig::default);
     let value = record.value.as_ref();
     let input = parse_scoring_input(value)?;
-    let z = config.score(input.price, input.prev_mean, input.prev_std, input.prev_count);
+    let z = config.score(
+        input.price,
+        input.prev_mean,
+        input.prev_std,
+        input.prev_count,
+    );
     let anomaly = config.is_anomaly(z);
     if config.emit == Emit::Anomalies && !anomaly {
         return Ok(None);

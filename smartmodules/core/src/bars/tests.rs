@@ -2,7 +2,12 @@ use super::*;
 use proptest::prelude::*;
 
 fn tick(symbol: &str, ts: i64, price: f64, volume: u64) -> Tick<'_> {
-    Tick { symbol, ts, price, volume }
+    Tick {
+        symbol,
+        ts,
+        price,
+        volume,
+    }
 }
 
 fn run(config: BarsConfig, ticks: &[(&str, i64, f64, u64)]) -> (Vec<Bar>, u64) {
@@ -28,7 +33,9 @@ fn brute_force(config: BarsConfig, ticks: &[(&str, i64, f64, u64)]) -> (Vec<Bar>
         max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
         accepted.push((s, ts, p, v, seq));
     }
-    let Some(max_ts) = max_ts else { return (Vec::new(), late) };
+    let Some(max_ts) = max_ts else {
+        return (Vec::new(), late);
+    };
     let watermark = max_ts - config.lateness_ms;
     let mut keys = std::collections::BTreeSet::new();
     for &(s, ts, ..) in &accepted {
@@ -62,9 +69,12 @@ fn brute_force(config: BarsConfig, ticks: &[(&str, i64, f64, u64)]) -> (Vec<Bar>
                 low: prices.iter().cloned().fold(f64::MAX, f64::min),
                 close: *prices.last().unwrap(),
                 volume,
-                vwap: (volume > 0).then(|| members.iter().map(|e| e.2 * e.3 as f64).sum::<f64>() / volume as f64),
+                vwap: (volume > 0)
+                    .then(|| members.iter().map(|e| e.2 * e.3 as f64).sum::<f64>() / volume as f64),
                 mean,
-                std: (prices.len() > 1).then(|| (prices.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()),
+                std: (prices.len() > 1).then(|| {
+                    (prices.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+                }),
                 count: prices.len() as u64,
             }
         })
@@ -75,12 +85,20 @@ fn brute_force(config: BarsConfig, ticks: &[(&str, i64, f64, u64)]) -> (Vec<Bar>
 fn assert_bars_match(got: &[Bar], want: &[Bar]) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len(), "bars: {:?}\nwant: {:?}", got, want);
     for (g, w) in got.iter().zip(want) {
-        prop_assert_eq!((&g.symbol, g.window_start, g.window_end), (&w.symbol, w.window_start, w.window_end));
-        prop_assert_eq!((g.open, g.high, g.low, g.close, g.volume, g.count), (w.open, w.high, w.low, w.close, w.volume, w.count));
+        prop_assert_eq!(
+            (&g.symbol, g.window_start, g.window_end),
+            (&w.symbol, w.window_start, w.window_end)
+        );
+        prop_assert_eq!(
+            (g.open, g.high, g.low, g.close, g.volume, g.count),
+            (w.open, w.high, w.low, w.close, w.volume, w.count)
+        );
         prop_assert!((g.mean - w.mean).abs() <= 1e-12 * w.mean);
         match (g.std, w.std) {
             (None, None) => {}
-            (Some(a), Some(b)) => prop_assert!((a - b).abs() <= 1e-9 * b.max(1e-6 * w.mean), "{} {}", a, b),
+            (Some(a), Some(b)) => {
+                prop_assert!((a - b).abs() <= 1e-9 * b.max(1e-6 * w.mean), "{} {}", a, b)
+            }
             other => prop_assert!(false, "std {:?}", other),
         }
         match (g.vwap, w.vwap) {
@@ -94,19 +112,42 @@ fn assert_bars_match(got: &[Bar], want: &[Bar]) -> Result<(), TestCaseError> {
 
 #[test]
 fn tumbling_windows_close_on_the_watermark_only() {
-    let config = BarsConfig { size_ms: 10, slide_ms: 10, lateness_ms: 0 };
+    let config = BarsConfig {
+        size_ms: 10,
+        slide_ms: 10,
+        lateness_ms: 0,
+    };
     let (bars, _) = run(config, &[("A", 1, 1.0, 1), ("A", 9, 2.0, 1)]);
     assert!(bars.is_empty(), "watermark 9 has not reached the end 10");
-    let (bars, _) = run(config, &[("A", 1, 1.0, 1), ("A", 9, 2.0, 1), ("A", 10, 3.0, 1)]);
+    let (bars, _) = run(
+        config,
+        &[("A", 1, 1.0, 1), ("A", 9, 2.0, 1), ("A", 10, 3.0, 1)],
+    );
     assert_eq!(bars.len(), 1);
-    assert_eq!((bars[0].window_start, bars[0].window_end, bars[0].count), (0, 10, 2));
+    assert_eq!(
+        (bars[0].window_start, bars[0].window_end, bars[0].count),
+        (0, 10, 2)
+    );
     assert_eq!((bars[0].open, bars[0].close), (1.0, 2.0));
 }
 
 #[test]
 fn late_ticks_are_counted_and_left_out() {
-    let config = BarsConfig { size_ms: 10, slide_ms: 10, lateness_ms: 3 };
-    let (bars, late) = run(config, &[("A", 5, 1.0, 1), ("A", 9, 1.0, 1), ("A", 6, 5.0, 1), ("A", 5, 9.0, 1), ("A", 30, 1.0, 1)]);
+    let config = BarsConfig {
+        size_ms: 10,
+        slide_ms: 10,
+        lateness_ms: 3,
+    };
+    let (bars, late) = run(
+        config,
+        &[
+            ("A", 5, 1.0, 1),
+            ("A", 9, 1.0, 1),
+            ("A", 6, 5.0, 1),
+            ("A", 5, 9.0, 1),
+            ("A", 30, 1.0, 1),
+        ],
+    );
     assert_eq!(late, 1, "6 >= watermark 6 is accepted, 5 < 6 is late");
     assert_eq!(bars[0].count, 3);
     assert_eq!(bars[0].high, 5.0);
@@ -114,20 +155,62 @@ fn late_ticks_are_counted_and_left_out() {
 
 #[test]
 fn open_close_follow_event_time_then_arrival() {
-    let config = BarsConfig { size_ms: 10, slide_ms: 10, lateness_ms: 5 };
-    let (bars, _) = run(config, &[("A", 4, 2.0, 1), ("A", 3, 1.0, 1), ("A", 3, 1.5, 1), ("A", 7, 3.0, 1), ("A", 7, 4.0, 1), ("A", 20, 0.5, 0)]);
+    let config = BarsConfig {
+        size_ms: 10,
+        slide_ms: 10,
+        lateness_ms: 5,
+    };
+    let (bars, _) = run(
+        config,
+        &[
+            ("A", 4, 2.0, 1),
+            ("A", 3, 1.0, 1),
+            ("A", 3, 1.5, 1),
+            ("A", 7, 3.0, 1),
+            ("A", 7, 4.0, 1),
+            ("A", 20, 0.5, 0),
+        ],
+    );
     assert_eq!((bars[0].open, bars[0].close), (1.0, 4.0));
 }
 
 #[test]
 fn parameters_are_checked() {
-    let get = |pairs: &'static [(&'static str, &'static str)]| move |n: &str| pairs.iter().find(|p| p.0 == n).map(|p| p.1);
-    assert_eq!(BarsConfig::from_params(get(&[])).unwrap(), BarsConfig::default());
-    let c = BarsConfig::from_params(get(&[("size", "60s"), ("slide", "20s"), ("lateness", "5s")])).unwrap();
-    assert_eq!((c.size_ms, c.slide_ms, c.lateness_ms), (60_000, 20_000, 5_000));
-    assert_eq!(BarsConfig::from_params(get(&[("slide", "10m")])).unwrap_err().param, "slide");
-    assert_eq!(BarsConfig::from_params(get(&[("size", "0s")])).unwrap_err().param, "size");
-    assert_eq!(BarsConfig::from_params(get(&[("lateness", "x")])).unwrap_err().param, "lateness");
+    let get = |pairs: &'static [(&'static str, &'static str)]| {
+        move |n: &str| pairs.iter().find(|p| p.0 == n).map(|p| p.1)
+    };
+    assert_eq!(
+        BarsConfig::from_params(get(&[])).unwrap(),
+        BarsConfig::default()
+    );
+    let c = BarsConfig::from_params(get(&[
+        ("size", "60s"),
+        ("slide", "20s"),
+        ("lateness", "5s"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (c.size_ms, c.slide_ms, c.lateness_ms),
+        (60_000, 20_000, 5_000)
+    );
+    assert_eq!(
+        BarsConfig::from_params(get(&[("slide", "10m")]))
+            .unwrap_err()
+            .param,
+        "slide"
+    );
+    assert_eq!(
+        BarsConfig::from_params(get(&[("size", "0s")]))
+            .unwrap_err()
+            .param,
+        "size"
+    );
+    assert_eq!(
+        BarsConfig::from_params(get(&[("lateness", "x")]))
+            .unwrap_err()
+            .param,
+        "lateness"
+    );
 }
 
 #[test]
@@ -135,14 +218,31 @@ fn state_stays_bounded_over_a_long_stream() {
     let mut bars = WindowBars::new(BarsConfig::default());
     let mut out = Vec::new();
     for i in 0..100_000i64 {
-        bars.push(&tick(if i % 2 == 0 { "A" } else { "B" }, 1_000_000 + i * 1_000, 10.0, 1), &mut out);
+        bars.push(
+            &tick(
+                if i % 2 == 0 { "A" } else { "B" },
+                1_000_000 + i * 1_000,
+                10.0,
+                1,
+            ),
+            &mut out,
+        );
         assert!(bars.open_panes() <= 6);
     }
     assert!(out.len() > 3_000);
 }
 
 fn ticks_strategy() -> impl Strategy<Value = Vec<(&'static str, i64, f64, u64)>> {
-    prop::collection::vec((prop::sample::select(vec!["A", "B", "C"]), -4i64..6, 1u32..50, 0u64..4), 1..150).prop_map(|steps| {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec!["A", "B", "C"]),
+            -4i64..6,
+            1u32..50,
+            0u64..4,
+        ),
+        1..150,
+    )
+    .prop_map(|steps| {
         let mut t = 10_000i64;
         steps
             .into_iter()

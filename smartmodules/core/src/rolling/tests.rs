@@ -2,7 +2,12 @@ use super::*;
 use proptest::prelude::*;
 
 fn tick(symbol: &str, ts: i64, price: f64, volume: u64) -> Tick<'_> {
-    Tick { symbol, ts, price, volume }
+    Tick {
+        symbol,
+        ts,
+        price,
+        volume,
+    }
 }
 
 /// The spec's definitions, evaluated by brute force over the arrival-ordered history.
@@ -11,11 +16,17 @@ fn brute_force(history: &[(i64, f64, u64)], window_ms: i64) -> Vec<Enrichment> {
     let mut accepted: Vec<(i64, f64, u64)> = Vec::new();
     for &(t, p, v) in history {
         if accepted.last().is_some_and(|last| t < last.0) {
-            out.push(Enrichment { late: true, ..Enrichment::default() });
+            out.push(Enrichment {
+                late: true,
+                ..Enrichment::default()
+            });
             continue;
         }
         accepted.push((t, p, v));
-        let sma: Vec<_> = accepted.iter().filter(|e| t - window_ms < e.0 && e.0 <= t).collect();
+        let sma: Vec<_> = accepted
+            .iter()
+            .filter(|e| t - window_ms < e.0 && e.0 <= t)
+            .collect();
         let prev: Vec<f64> = accepted[..accepted.len() - 1]
             .iter()
             .filter(|e| t - window_ms <= e.0 && e.0 < t)
@@ -31,7 +42,8 @@ fn brute_force(history: &[(i64, f64, u64)], window_ms: i64) -> Vec<Enrichment> {
         out.push(Enrichment {
             sma: Some(sma.iter().map(|e| e.1).sum::<f64>() / n),
             count: Some(sma.len() as u64),
-            vwap: (volume > 0).then(|| sma.iter().map(|e| e.1 * e.2 as f64).sum::<f64>() / volume as f64),
+            vwap: (volume > 0)
+                .then(|| sma.iter().map(|e| e.1 * e.2 as f64).sum::<f64>() / volume as f64),
             prev_mean,
             prev_std,
             prev_count: Some(prev.len() as u64),
@@ -78,7 +90,10 @@ fn out_of_order_tick_is_late_and_leaves_state_alone() {
     assert!(stats.update(&tick("A", 9, 100.0, 1)).late);
     let next = stats.update(&tick("A", 11, 1.0, 1));
     assert_eq!(next.sma, Some(1.0));
-    assert!(!stats.update(&tick("B", 1, 1.0, 1)).late, "lateness is per symbol");
+    assert!(
+        !stats.update(&tick("B", 1, 1.0, 1)).late,
+        "lateness is per symbol"
+    );
 }
 
 #[test]
@@ -94,10 +109,22 @@ fn constant_prices_give_exactly_zero_std_near_1e4() {
 #[test]
 fn window_parameter() {
     let get = |v: &'static str| move |name: &str| (name == "window").then_some(v);
-    assert_eq!(RollingConfig::from_params(get("60s")).unwrap().window_ms, 60_000);
-    assert_eq!(RollingConfig::from_params(|_| None).unwrap().window_ms, 300_000);
-    assert_eq!(RollingConfig::from_params(get("0s")).unwrap_err().param, "window");
-    assert_eq!(RollingConfig::from_params(get("five")).unwrap_err().param, "window");
+    assert_eq!(
+        RollingConfig::from_params(get("60s")).unwrap().window_ms,
+        60_000
+    );
+    assert_eq!(
+        RollingConfig::from_params(|_| None).unwrap().window_ms,
+        300_000
+    );
+    assert_eq!(
+        RollingConfig::from_params(get("0s")).unwrap_err().param,
+        "window"
+    );
+    assert_eq!(
+        RollingConfig::from_params(get("five")).unwrap_err().param,
+        "window"
+    );
 }
 
 #[test]
@@ -108,7 +135,9 @@ fn long_stable_stream_near_1e4_stays_accurate() {
     let mut history = std::collections::VecDeque::new();
     let mut state: u64 = 42;
     for i in 0..200_000i64 {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let cents = ((state >> 33) % 7) as f64 - 3.0;
         let price = 10_000.0 + (i / 10_000) as f64 + cents * 0.01;
         let ts = 1_000_000 + i * 7 / 3;
@@ -117,11 +146,24 @@ fn long_stable_stream_near_1e4_stays_accurate() {
             history.pop_front();
         }
         if i % 997 == 0 && history.len() > 2 {
-            let prev: Vec<f64> = history.iter().filter(|(t, _)| *t < ts).map(|e| e.1).collect();
+            let prev: Vec<f64> = history
+                .iter()
+                .filter(|(t, _)| *t < ts)
+                .map(|e| e.1)
+                .collect();
             let m = prev.iter().sum::<f64>() / prev.len() as f64;
-            let s = (prev.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (prev.len() - 1) as f64).sqrt();
-            assert!(close(e.prev_mean, Some(m), 1e-12, 0.0), "{i}: {:?} vs {m}", e.prev_mean);
-            assert!(close(e.prev_std, Some(s), 1e-9, 1e-6 * m), "{i}: {:?} vs {s}", e.prev_std);
+            let s = (prev.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (prev.len() - 1) as f64)
+                .sqrt();
+            assert!(
+                close(e.prev_mean, Some(m), 1e-12, 0.0),
+                "{i}: {:?} vs {m}",
+                e.prev_mean
+            );
+            assert!(
+                close(e.prev_std, Some(s), 1e-9, 1e-6 * m),
+                "{i}: {:?} vs {s}",
+                e.prev_std
+            );
         }
         history.push_back((ts, price));
     }

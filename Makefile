@@ -1,0 +1,46 @@
+# The one task runner: the README's commands and CI call these targets word for word.
+#   make run    the main job on a fresh machine (set-up included)
+#   make test   every test: fmt, clippy, unit/property/golden/black-box tests, parity on real data
+
+WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars
+CARGO ?= cargo
+
+.PHONY: setup setup-test wasm wasm-release build run test lint unit parity bench clean-cache
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+# What `smdk build` runs for each module (profile release-lto), plus the plain release build.
+wasm: setup
+	$(CARGO) build --profile release-lto --target wasm32-wasip1 $(WASM_MODULES)
+
+wasm-release: setup
+	$(CARGO) build --release --target wasm32-wasip1 $(WASM_MODULES)
+
+build: wasm
+	$(CARGO) build --release -p stockstream
+
+# Main job until the embedded pipeline lands: the enriched chain over the sample data.
+run: build
+	target/release/stockstream transform --transforms-file transforms/enriched.yaml \
+		--input data/stock_data.csv --output outputs/enriched.jsonl
+	@echo "enriched ticks written to outputs/enriched.jsonl"
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+unit: wasm wasm-release
+	$(CARGO) test --workspace --release
+
+parity: setup-test build
+	scripts/parity.sh
+
+test: setup-test lint unit parity
+
+bench: build setup-test
+	@[ -s .cache/es_ticks.jsonl ] || .venv/bin/python reference/prepare_es_ticks.py .cache/es_ticks.jsonl
+	target/release/stockstream bench --input .cache/es_ticks.jsonl
