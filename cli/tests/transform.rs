@@ -239,15 +239,15 @@ fn wasm_and_native_engines_agree_on_the_sample_data() {
     let spec = stockstream_runner::ChainSpec::from_file(&repo_root().join(ENRICHED)).unwrap();
     let mut native = stockstream_runner::native::NativeEnrichedChain::from_spec(&spec).unwrap();
     let file = std::fs::File::open(repo_root().join("data/stock_data.csv")).unwrap();
-    let reader = stockstream_runner::input::TickReader::new(
+    let reader = stockstream_ticks::TickReader::new(
         std::io::BufReader::new(file),
-        stockstream_runner::input::InputFormat::Csv,
+        stockstream_ticks::InputFormat::Csv,
         &Default::default(),
     )
     .unwrap();
     let mut out = Vec::new();
     for item in reader {
-        if let stockstream_runner::input::InputItem::Record { value, .. } = item.unwrap() {
+        if let stockstream_ticks::InputItem::Record { value, .. } = item.unwrap() {
             if native.process(&value, &mut out).unwrap() {
                 out.push(b'\n');
             }

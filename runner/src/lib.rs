@@ -3,11 +3,9 @@
 //! .wasm files.
 //!
 //! - [`chain`]: transforms files, locating built modules, a running chain.
-//! - [`input`]: ticks from JSON lines or CSV.
 //! - [`transform`]: a whole input through a chain, with counts and diagnostics.
 
 pub mod chain;
-pub mod input;
 pub mod native;
 pub mod transform;
 

@@ -10,7 +10,7 @@ use stockstream_core::rolling::LATE_TRUE_SUFFIX;
 use stockstream_core::tick::{parse_tick, Watchlist};
 
 use crate::chain::{Chain, ChainSpec};
-use crate::input::{InputItem, TickReader};
+use stockstream_ticks::{InputItem, TickReader};
 
 /// Settings of one transform run.
 #[derive(Debug, Clone)]

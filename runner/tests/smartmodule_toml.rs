@@ -24,17 +24,27 @@ fn each_module_declares_its_package_and_parameters() {
         assert_eq!(package["group"].as_str(), Some("stockstream"));
         assert_eq!(package["apiVersion"].as_str(), Some("0.1.0"));
         assert_eq!(package["visibility"].as_str(), Some("private"));
-        let cargo: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
+        let cargo: toml::Table =
+            toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
         assert_eq!(cargo["package"]["name"].as_str(), Some(*module));
         let workspace: toml::Table =
-            toml::from_str(&std::fs::read_to_string(modules_dir().join("../Cargo.toml")).unwrap()).unwrap();
-        assert_eq!(package["version"].as_str(), workspace["workspace"]["package"]["version"].as_str(), "{module}");
+            toml::from_str(&std::fs::read_to_string(modules_dir().join("../Cargo.toml")).unwrap())
+                .unwrap();
+        assert_eq!(
+            package["version"].as_str(),
+            workspace["workspace"]["package"]["version"].as_str(),
+            "{module}"
+        );
         let declared: Vec<&str> = meta["params"]
             .as_array()
             .unwrap()
             .iter()
             .map(|p| {
-                assert_eq!(p["optional"].as_bool(), Some(true), "{module}: every parameter has a default");
+                assert_eq!(
+                    p["optional"].as_bool(),
+                    Some(true),
+                    "{module}: every parameter has a default"
+                );
                 p["name"].as_str().unwrap()
             })
             .collect();
@@ -45,7 +55,8 @@ fn each_module_declares_its_package_and_parameters() {
 #[test]
 fn the_workspace_defines_the_profile_smdk_builds_with() {
     let workspace: toml::Table =
-        toml::from_str(&std::fs::read_to_string(modules_dir().join("../Cargo.toml")).unwrap()).unwrap();
+        toml::from_str(&std::fs::read_to_string(modules_dir().join("../Cargo.toml")).unwrap())
+            .unwrap();
     let profile = &workspace["profile"]["release-lto"];
     assert_eq!(profile["inherits"].as_str(), Some("release"));
     assert_eq!(profile["lto"].as_bool(), Some(true));

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use stockstream_runner::input::{CsvOptions, InputFormat, TickReader};
 use stockstream_runner::transform::{run_transform, TransformOptions};
+use stockstream_ticks::{CsvOptions, InputFormat, TickReader};
 
 #[derive(Args)]
 pub struct TransformArgs {
