@@ -1,6 +1,8 @@
 //! The raw tick: `{"symbol":"ES","ts":1378069200083,"price":1640.25,"volume":8}`.
 
-use crate::json::{JsonError, ObjectFields, Value};
+use crate::json::{
+    key_is, leading_digits, simple_decimal, strip_literal, JsonError, ObjectFields, Value,
+};
 
 /// Longest accepted symbol, in characters.
 pub const MAX_SYMBOL_LEN: usize = 32;
@@ -57,7 +59,10 @@ pub enum InvalidTick {
     #[error("field `{0}` appears more than once")]
     Duplicate(Field),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: Field, expected: &'static str },
+    WrongType {
+        field: Field,
+        expected: &'static str,
+    },
     #[error("symbol must be 1 to 32 characters, got {0}")]
     SymbolLength(usize),
     #[error("symbol may hold only A-Z a-z 0-9 . _ : - (found {0:?})")]
@@ -99,18 +104,88 @@ impl From<JsonError> for InvalidTick {
 
 /// Parses and validates one record (a JSON object). Unknown fields are allowed and ignored.
 pub fn parse_tick(record: &[u8]) -> Result<Tick<'_>, InvalidTick> {
-    let text = std::str::from_utf8(record).map_err(|e| InvalidTick::NotUtf8(e.valid_up_to()))?;
-    let mut fields = ObjectFields::new(text.as_bytes())?;
+    match compact_tick(record) {
+        Some(tick) => Ok(tick),
+        None => parse_any_tick(record),
+    }
+}
+
+/// [`parse_tick`] for records of any shape.
+fn parse_any_tick(record: &[u8]) -> Result<Tick<'_>, InvalidTick> {
+    match scan_tick(record) {
+        // Every byte was scanned and all were ASCII: the record is UTF-8.
+        Ok((tick, true)) => Ok(tick),
+        // Invalid UTF-8 anywhere is the reason, whatever else is wrong, as if the whole record
+        // had been checked first (errors and non-ASCII records are rare: this pass is too).
+        other => {
+            std::str::from_utf8(record).map_err(|e| InvalidTick::NotUtf8(e.valid_up_to()))?;
+            other.map(|(tick, _)| tick)
+        }
+    }
+}
+
+/// The shape producers write, read directly:
+/// `{"symbol":"ES","ts":1378069200083,"price":1640.25,"volume":8}` exactly, with no whitespace,
+/// these fields in this order (volume optional), a valid symbol, a ts of 1 to 18 digits, a
+/// positive decimal price within the fast conversion's reach and a volume of at most 18
+/// digits. Anything else is `None` and goes to the general path. What this accepts is all
+/// ASCII, valid JSON and a valid tick, and the general path would return the same values.
+#[inline(always)]
+fn compact_tick(record: &[u8]) -> Option<Tick<'_>> {
+    let rest = strip_literal(record, b"{\"symbol\":\"")?;
+    let len = rest
+        .iter()
+        .take(MAX_SYMBOL_LEN + 1)
+        .position(|&b| !SYMBOL_BYTES[usize::from(b)])?;
+    if len == 0 || rest[len] != b'"' {
+        return None;
+    }
+    let symbol = std::str::from_utf8(&rest[..len]).ok()?;
+    let rest = strip_literal(&rest[len..], b"\",\"ts\":")?;
+    let (ts, n) = leading_digits(rest);
+    if n == 0 || n > 18 || rest[0] == b'0' {
+        return None;
+    }
+    let rest = strip_literal(&rest[n..], b",\"price\":")?;
+    let (price, rest) = simple_decimal(rest)?;
+    if price <= 0.0 {
+        return None;
+    }
+    let (volume, rest) = match strip_literal(rest, b",\"volume\":") {
+        Some(rest) => {
+            let (volume, n) = leading_digits(rest);
+            if n == 0 || n > 18 || (n > 1 && rest[0] == b'0') {
+                return None;
+            }
+            (volume, &rest[n..])
+        }
+        None => (0, rest),
+    };
+    if rest.len() != 1 || rest[0] != b'}' {
+        return None;
+    }
+    Some(Tick {
+        symbol,
+        ts: ts as i64,
+        price,
+        volume,
+    })
+}
+
+/// The tick, and whether the record is all ASCII; does not check UTF-8 itself.
+#[inline(always)]
+fn scan_tick(record: &[u8]) -> Result<(Tick<'_>, bool), InvalidTick> {
+    let mut fields = ObjectFields::new(record)?;
     let mut symbol = None;
     let mut ts = None;
     let mut price = None;
     let mut volume = None;
     while let Some((key, value)) = fields.next_field()? {
-        let (slot_field, seen) = match key {
-            b"symbol" => (Field::Symbol, symbol.is_some()),
-            b"ts" => (Field::Ts, ts.is_some()),
-            b"price" => (Field::Price, price.is_some()),
-            b"volume" => (Field::Volume, volume.is_some()),
+        let (slot_field, seen) = match key.len() {
+            2 if key_is(key, b"ts") => (Field::Ts, ts.is_some()),
+            5 if key_is(key, b"price") => (Field::Price, price.is_some()),
+            6 if key_is(key, b"symbol") => (Field::Symbol, symbol.is_some()),
+            6 if key_is(key, b"volume") => (Field::Volume, volume.is_some()),
             _ => continue,
         };
         if seen {
@@ -123,13 +198,26 @@ pub fn parse_tick(record: &[u8]) -> Result<Tick<'_>, InvalidTick> {
             Field::Volume => volume = Some(validate_volume(value)?),
         }
     }
-    Ok(Tick {
+    let tick = Tick {
         symbol: symbol.ok_or(InvalidTick::Missing(Field::Symbol))?,
         ts: ts.ok_or(InvalidTick::Missing(Field::Ts))?,
         price: price.ok_or(InvalidTick::Missing(Field::Price))?,
         volume: volume.unwrap_or(0),
-    })
+    };
+    Ok((tick, fields.ascii_so_far()))
 }
+
+/// The bytes a symbol may hold: `A-Z a-z 0-9 . _ : -`.
+pub(crate) static SYMBOL_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-');
+        b += 1;
+    }
+    table
+};
 
 /// Whether `symbol` follows the tick rule (1 to 32 chars of `A-Z a-z 0-9 . _ : -`).
 pub fn check_symbol(symbol: &str) -> Result<(), InvalidTick> {
@@ -155,7 +243,14 @@ fn validate_symbol(value: Value<'_>) -> Result<&str, InvalidTick> {
     if escaped {
         return Err(InvalidTick::SymbolCharacter('\\'));
     }
-    // The record was checked as UTF-8 as a whole, and string contents end on char boundaries.
+    if (1..=MAX_SYMBOL_LEN).contains(&raw.len())
+        && raw.iter().all(|&b| SYMBOL_BYTES[usize::from(b)])
+    {
+        // ASCII, so this cannot fail; it is cheap on a few bytes.
+        return std::str::from_utf8(raw).map_err(|e| InvalidTick::NotUtf8(e.valid_up_to()));
+    }
+    // The slow path finds the first bad character, or counts characters for the length
+    // error. An invalid UTF-8 symbol gives some error here; parse_tick then reports the record's.
     let symbol = std::str::from_utf8(raw).map_err(|e| InvalidTick::NotUtf8(e.valid_up_to()))?;
     check_symbol(symbol)?;
     Ok(symbol)
@@ -219,7 +314,8 @@ impl Watchlist {
     /// Parses `AAPL,MSFT` (spaces around names allowed). `None` means every symbol passes.
     pub fn from_param(value: Option<&str>) -> Result<Option<Self>, crate::ParamError> {
         let Some(value) = value else { return Ok(None) };
-        let expected = "a comma-separated list of symbols (1 to 32 of A-Z a-z 0-9 . _ : -), e.g. AAPL,MSFT";
+        let expected =
+            "a comma-separated list of symbols (1 to 32 of A-Z a-z 0-9 . _ : -), e.g. AAPL,MSFT";
         let mut symbols = Vec::new();
         for name in value.split(',').map(str::trim) {
             check_symbol(name).map_err(|_| crate::ParamError::new("symbols", value, expected))?;
@@ -276,25 +372,61 @@ mod tests {
             (r#"{"ts":1,"price":2}"#, "missing field `symbol`"),
             (r#"{"symbol":"A","price":2}"#, "missing field `ts`"),
             (r#"{"symbol":"A","ts":1}"#, "missing field `price`"),
-            (r#"{"symbol":"A","ts":1,"ts":2,"price":2}"#, "`ts` appears more than once"),
-            (r#"{"symbol":7,"ts":1,"price":2}"#, "`symbol` must be a string"),
-            (r#"{"symbol":"","ts":1,"price":2}"#, "1 to 32 characters, got 0"),
-            (&format!(r#"{{"symbol":"{}","ts":1,"price":2}}"#, "A".repeat(33)), "got 33"),
+            (
+                r#"{"symbol":"A","ts":1,"ts":2,"price":2}"#,
+                "`ts` appears more than once",
+            ),
+            (
+                r#"{"symbol":7,"ts":1,"price":2}"#,
+                "`symbol` must be a string",
+            ),
+            (
+                r#"{"symbol":"","ts":1,"price":2}"#,
+                "1 to 32 characters, got 0",
+            ),
+            (
+                &format!(r#"{{"symbol":"{}","ts":1,"price":2}}"#, "A".repeat(33)),
+                "got 33",
+            ),
             (r#"{"symbol":"A B","ts":1,"price":2}"#, "found ' '"),
             (r#"{"symbol":"Ä","ts":1,"price":2}"#, "found 'Ä'"),
             (r#"{"symbol":"A\n","ts":1,"price":2}"#, "found '\\\\'"),
-            (r#"{"symbol":"A","ts":"1","price":2}"#, "`ts` must be an integer"),
-            (r#"{"symbol":"A","ts":1.5,"price":2}"#, "`ts` must be an integer"),
+            (
+                r#"{"symbol":"A","ts":"1","price":2}"#,
+                "`ts` must be an integer",
+            ),
+            (
+                r#"{"symbol":"A","ts":1.5,"price":2}"#,
+                "`ts` must be an integer",
+            ),
             (r#"{"symbol":"A","ts":0,"price":2}"#, "ts must be > 0"),
             (r#"{"symbol":"A","ts":-3,"price":2}"#, "got -3"),
-            (r#"{"symbol":"A","ts":1,"price":"2"}"#, "`price` must be a number"),
-            (r#"{"symbol":"A","ts":1,"price":null}"#, "`price` must be a number"),
-            (r#"{"symbol":"A","ts":1,"price":1e999}"#, "price must be finite"),
+            (
+                r#"{"symbol":"A","ts":1,"price":"2"}"#,
+                "`price` must be a number",
+            ),
+            (
+                r#"{"symbol":"A","ts":1,"price":null}"#,
+                "`price` must be a number",
+            ),
+            (
+                r#"{"symbol":"A","ts":1,"price":1e999}"#,
+                "price must be finite",
+            ),
             (r#"{"symbol":"A","ts":1,"price":0}"#, "price must be > 0"),
             (r#"{"symbol":"A","ts":1,"price":-1.5}"#, "got -1.5"),
-            (r#"{"symbol":"A","ts":1,"price":2,"volume":-1}"#, "volume must be >= 0"),
-            (r#"{"symbol":"A","ts":1,"price":2,"volume":1.5}"#, "`volume` must be an integer"),
-            (r#"{"symbol":"A","ts":1,"price":2}trailing"#, "end of the record"),
+            (
+                r#"{"symbol":"A","ts":1,"price":2,"volume":-1}"#,
+                "volume must be >= 0",
+            ),
+            (
+                r#"{"symbol":"A","ts":1,"price":2,"volume":1.5}"#,
+                "`volume` must be an integer",
+            ),
+            (
+                r#"{"symbol":"A","ts":1,"price":2}trailing"#,
+                "end of the record",
+            ),
         ];
         for (record, expected) in cases {
             let got = reason(record);
@@ -305,10 +437,283 @@ mod tests {
 
     #[test]
     fn watchlist_parameter() {
-        let list = Watchlist::from_param(Some("MSFT, AAPL,AAPL")).unwrap().unwrap();
+        let list = Watchlist::from_param(Some("MSFT, AAPL,AAPL"))
+            .unwrap()
+            .unwrap();
         assert!(list.contains("AAPL") && list.contains("MSFT") && !list.contains("IBM"));
         assert_eq!(Watchlist::from_param(None).unwrap(), None);
-        assert_eq!(Watchlist::from_param(Some("A,,B")).unwrap_err().param, "symbols");
-        assert_eq!(Watchlist::from_param(Some("A B")).unwrap_err().param, "symbols");
+        assert_eq!(
+            Watchlist::from_param(Some("A,,B")).unwrap_err().param,
+            "symbols"
+        );
+        assert_eq!(
+            Watchlist::from_param(Some("A B")).unwrap_err().param,
+            "symbols"
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use crate::json::strategies::{
+            mutated, number_token, object, serde_object, string_token, value_token,
+        };
+        use proptest::prelude::*;
+
+        /// A value token as the spec reads it, decoded with serde_json (strings) and the
+        /// standard library (numbers, correctly rounded, any range).
+        enum Token {
+            Str { text: String, escaped: bool },
+            Num { token: String },
+            Null,
+            Other,
+        }
+
+        fn token(value: &str) -> Token {
+            match value.as_bytes()[0] {
+                b'"' => Token::Str {
+                    text: serde_json::from_str(value).expect("valid string token"),
+                    escaped: value.contains('\\'),
+                },
+                b'-' | b'0'..=b'9' => Token::Num {
+                    token: value.to_owned(),
+                },
+                b'n' => Token::Null,
+                _ => Token::Other,
+            }
+        }
+
+        /// An integer literal whose magnitude fits i64.
+        fn integer(token: &str) -> Option<i64> {
+            if token.contains(['.', 'e', 'E']) {
+                return None;
+            }
+            token.parse::<i64>().ok().filter(|v| *v != i64::MIN)
+        }
+
+        type Expected = Result<(String, i64, u64, u64), &'static str>;
+
+        /// The spec's tick rules applied to a record's `(key, value)` tokens in order.
+        fn reference(fields: &[(String, String)]) -> Expected {
+            let (mut symbol, mut ts, mut price, mut volume) = (None, None, None, None);
+            for (key, value) in fields {
+                let value = token(value);
+                match &key[1..key.len() - 1] {
+                    "symbol" => {
+                        if symbol.is_some() {
+                            return Err("duplicate_field");
+                        }
+                        let Token::Str { text, escaped } = value else {
+                            return Err("wrong_type");
+                        };
+                        let allowed = |c: char| c.is_ascii_alphanumeric() || ".:_-".contains(c);
+                        if escaped || !text.chars().all(allowed) || !(1..=32).contains(&text.len())
+                        {
+                            return Err("bad_symbol");
+                        }
+                        symbol = Some(text);
+                    }
+                    "ts" => {
+                        if ts.is_some() {
+                            return Err("duplicate_field");
+                        }
+                        let Token::Num { token } = value else {
+                            return Err("wrong_type");
+                        };
+                        let t = integer(&token).ok_or("wrong_type")?;
+                        ts = Some(if t > 0 { t } else { return Err("bad_ts") });
+                    }
+                    "price" => {
+                        if price.is_some() {
+                            return Err("duplicate_field");
+                        }
+                        let Token::Num { token } = value else {
+                            return Err("wrong_type");
+                        };
+                        let p: f64 = token.parse().expect("JSON numbers parse");
+                        price = Some(if p.is_finite() && p > 0.0 {
+                            p
+                        } else {
+                            return Err("bad_price");
+                        });
+                    }
+                    "volume" => {
+                        if volume.is_some() {
+                            return Err("duplicate_field");
+                        }
+                        volume = Some(match value {
+                            Token::Null => 0,
+                            Token::Num { token } => {
+                                let v = integer(&token).ok_or("wrong_type")?;
+                                u64::try_from(v).map_err(|_| "bad_volume")?
+                            }
+                            _ => return Err("wrong_type"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            let symbol = symbol.ok_or("missing_field")?;
+            let ts = ts.ok_or("missing_field")?;
+            let price = price.ok_or("missing_field")?;
+            Ok((symbol, ts, price.to_bits(), volume.unwrap_or(0)))
+        }
+
+        fn key(name: &'static str) -> String {
+            format!("\"{name}\"")
+        }
+
+        /// The four fields (mostly well-formed, sometimes not), extra fields and now and then
+        /// a repeated one, in any order.
+        fn tick_fields() -> impl Strategy<Value = Vec<(String, String)>> {
+            let symbol = prop_oneof![
+                6 => "\"[A-Za-z0-9._:-]{0,34}\"",
+                1 => string_token(),
+                1 => value_token(),
+            ];
+            let ts = prop_oneof![
+                6 => "[1-9][0-9]{0,18}",
+                1 => "-?(0|[1-9][0-9]{0,20})",
+                1 => number_token(),
+                1 => value_token(),
+            ];
+            let price = prop_oneof![
+                6 => number_token(),
+                1 => value_token(),
+            ];
+            let volume = prop_oneof![
+                4 => "(0|[1-9][0-9]{0,20})",
+                1 => Just("null".to_owned()),
+                1 => number_token(),
+                1 => value_token(),
+            ];
+            let extra = prop_oneof![
+                (string_token(), value_token()),
+                (Just(key("volume")), "[1-9][0-9]{0,2}"),
+                (Just(key("ts")), "[1-9][0-9]{0,12}"),
+                (
+                    Just("\"s\\u0079mbol\"".to_owned()),
+                    Just("\"X\"".to_owned())
+                ),
+            ];
+            (
+                symbol,
+                ts,
+                price,
+                prop::option::weighted(0.8, volume),
+                prop::collection::vec(extra, 0..3),
+            )
+                .prop_map(|(symbol, ts, price, volume, extra)| {
+                    let mut fields = vec![
+                        (key("symbol"), symbol),
+                        (key("ts"), ts),
+                        (key("price"), price),
+                    ];
+                    fields.extend(volume.map(|v| (key("volume"), v)));
+                    fields.extend(extra);
+                    fields
+                })
+                .prop_shuffle()
+        }
+
+        fn outcome(record: &[u8]) -> Expected {
+            parse_tick(record)
+                .map(|t| (t.symbol.to_owned(), t.ts, t.price.to_bits(), t.volume))
+                .map_err(|e| e.code())
+        }
+
+        /// Records in (or one edit away from) the compact shape [`compact_tick`] reads.
+        fn compact_record() -> impl Strategy<Value = Vec<u8>> {
+            let symbol = prop_oneof!["[A-Za-z0-9._:-]{0,34}", "[A-Z]{1,3}[ \"\\\\é/]?"];
+            let int = || prop_oneof!["[0-9]{1,20}", number_token(), Just("null".to_owned())];
+            let price = prop_oneof![
+                "[0-9]{1,10}(\\.[0-9]{1,12})?",
+                "[0-9]{1,20}\\.[0-9]{0,20}",
+                number_token()
+            ];
+            let end = prop::sample::select(vec!["}", "}", "}", "} ", "}\n", "}x", ",}", ""]);
+            let record = (symbol, int(), price, prop::option::of(int()), end).prop_map(
+                |(symbol, ts, price, volume, end)| {
+                    let volume = volume
+                        .map(|v| format!(",\"volume\":{v}"))
+                        .unwrap_or_default();
+                    format!("{{\"symbol\":\"{symbol}\",\"ts\":{ts},\"price\":{price}{volume}{end}")
+                },
+            );
+            prop_oneof![3 => record.clone().prop_map(String::into_bytes), 1 => mutated(record)]
+        }
+
+        #[test]
+        fn the_usual_shape_takes_the_compact_path() {
+            for record in [
+                &br#"{"symbol":"ES","ts":1378069200083,"price":1640.25,"volume":8}"#[..],
+                br#"{"symbol":"BRK.B","ts":1,"price":0.5}"#,
+                br#"{"symbol":"A","ts":999999999999999999,"price":9007199254740992,"volume":0}"#,
+            ] {
+                assert!(
+                    compact_tick(record).is_some(),
+                    "{}",
+                    String::from_utf8_lossy(record)
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// The compact path returns exactly what the general path does.
+            #[test]
+            fn compact_path_agrees_with_the_general_one(record in compact_record()) {
+                prop_assert_eq!(parse_tick(&record), parse_any_tick(&record), "{}", String::from_utf8_lossy(&record));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Well-formed records: the same verdict, reason and values as the spec's rules
+            /// applied to serde_json's reading of each value, with correctly rounded prices.
+            #[test]
+            fn parse_tick_follows_the_spec(
+                (fields, record) in tick_fields().prop_flat_map(|fields| {
+                    (Just(fields.clone()), object(Just(fields)))
+                }),
+            ) {
+                prop_assert!(!matches!(serde_object(record.as_bytes()), Err(false)), "{}", record);
+                prop_assert_eq!(outcome(record.as_bytes()), reference(&fields), "{}", record);
+            }
+
+            /// Edited records: every record serde_json rejects is rejected (as not JSON or not
+            /// UTF-8, or for a bad field found before the error in the scan), none it accepts
+            /// is called malformed, and accepted ticks carry serde_json's values.
+            #[test]
+            fn parse_tick_rejects_what_serde_json_rejects(
+                record in mutated(object(tick_fields())),
+            ) {
+                let ours = parse_tick(&record);
+                let shown = String::from_utf8_lossy(&record);
+                let malformed = matches!(ours, Err(InvalidTick::NotJson(_) | InvalidTick::NotUtf8(_)));
+                match serde_object(&record) {
+                    Ok(map) => {
+                        prop_assert!(!malformed, "{} {:?}", shown, ours);
+                        // serde_json decodes escaped keys (`s\u0079mbol` is its `symbol`); the
+                        // tick rules match keys as written.
+                        if let (Ok(tick), false) = (ours, shown.contains("\\u0079")) {
+                            prop_assert_eq!(map["symbol"].as_str(), Some(tick.symbol));
+                            prop_assert_eq!(map["ts"].as_i64(), Some(tick.ts));
+                            // serde_json reads `-0` as a float.
+                            let volume = map.get("volume").map_or(Some(0), |v| {
+                                if v.is_null() || v.as_f64() == Some(0.0) { Some(0) } else { v.as_u64() }
+                            });
+                            prop_assert_eq!(volume, Some(tick.volume));
+                            // serde_json's default float parsing may be 1 ulp off on long
+                            // mantissas; the exact check is the test above.
+                            let theirs = map["price"].as_f64().unwrap_or(f64::NAN);
+                            prop_assert!((theirs - tick.price).abs() <= tick.price * f64::EPSILON, "{} {}", theirs, tick.price);
+                        }
+                    }
+                    Err(beyond_grammar) => prop_assert!(beyond_grammar || ours.is_err(), "{} {:?}", shown, ours),
+                }
+            }
+        }
     }
 }
