@@ -6,8 +6,10 @@ mod time;
 use std::io::{self, BufRead};
 use std::path::Path;
 
-pub use csv_ticks::{CsvColumns, CsvTicks};
-pub use time::parse_timestamp_ms;
+use stockstream_core::json::{write_f64, write_int};
+
+pub use csv_ticks::{CsvColumns, CsvTicks, OHLC_TIMES};
+pub use time::{parse_timestamp_ms, parse_tz, TimestampFormat, Timestamps, Tz};
 
 /// How an input file holds its ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,17 +37,93 @@ pub enum InputItem {
     Record { line: u64, value: Vec<u8> },
     /// A row that could not even be turned into a record (CSV only).
     Unreadable {
+        /// 1-based line of the row in the file (the header is line 1).
         line: u64,
+        /// What is wrong, for people.
         reason: String,
+        /// The row as read (fields joined by commas), for the dead-letter file.
         raw: String,
+        /// A short, stable name of the reason, for counting: the tick-validation codes where
+        /// they fit (`bad_ts`, `bad_price`, `bad_volume`, `missing_field`), else `bad_csv`.
+        code: &'static str,
     },
 }
 
-/// Options for CSV input.
+/// Options for CSV input (the original set: a constant symbol). [`CsvSettings`] has them all;
+/// `CsvSettings::from(&options)` fills in the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct CsvOptions {
     /// Symbol for every row, for files without a symbol column (`--symbol`).
     pub symbol: Option<String>,
+}
+
+/// Header names for the tick's fields, overriding the detection (`--symbol-col`, ...).
+/// Matched case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnNames {
+    pub symbol: Option<String>,
+    pub ts: Option<String>,
+    pub price: Option<String>,
+    pub volume: Option<String>,
+}
+
+/// Everything that says how CSV rows become ticks.
+#[derive(Debug, Clone, Default)]
+pub struct CsvSettings {
+    /// Symbol for every row (`--symbol`); wins over a symbol column.
+    pub symbol: Option<String>,
+    /// Columns named by the user; the others are detected from the header.
+    pub columns: ColumnNames,
+    /// How the timestamp column is written, and the zone of naive values.
+    pub timestamps: Timestamps,
+    /// Daily files (`date,open,high,low,close,...`): four ticks per row, open, low/high,
+    /// high/low and close, at the times in [`OHLC_TIMES`] (see [`CsvTicks`]). Off: one tick per
+    /// row at the row's timestamp, priced at the close.
+    pub ohlc_expand: bool,
+}
+
+impl From<&CsvOptions> for CsvSettings {
+    fn from(options: &CsvOptions) -> Self {
+        Self {
+            symbol: options.symbol.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Appends a tick record, `{"symbol":..,"ts":..,"price":..[,"volume":..]}`, to `out`.
+pub fn write_tick_record(
+    out: &mut Vec<u8>,
+    symbol: &str,
+    ts: i64,
+    price: f64,
+    volume: Option<i64>,
+) {
+    out.extend_from_slice(b"{\"symbol\":");
+    if symbol
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(symbol.as_bytes());
+        out.push(b'"');
+    } else {
+        // Quoted safely; tick validation rejects such a symbol later with its reason.
+        out.extend_from_slice(
+            serde_json::to_string(symbol)
+                .expect("strings serialise")
+                .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b",\"ts\":");
+    write_int(out, ts);
+    out.extend_from_slice(b",\"price\":");
+    write_f64(out, price);
+    if let Some(volume) = volume {
+        out.extend_from_slice(b",\"volume\":");
+        write_int(out, volume);
+    }
+    out.push(b'}');
 }
 
 /// Iterates the ticks of a JSON-lines or CSV source.
@@ -56,10 +134,24 @@ pub enum TickReader<R: BufRead> {
 
 impl<R: BufRead> TickReader<R> {
     pub fn new(reader: R, format: InputFormat, csv: &CsvOptions) -> io::Result<Self> {
+        Self::with_settings(reader, format, &CsvSettings::from(csv))
+    }
+
+    /// A reader with every CSV setting (column names, timestamp format and zone, OHLC
+    /// expansion). Errors in the header or the settings are `InvalidData`, with the fix.
+    pub fn with_settings(reader: R, format: InputFormat, csv: &CsvSettings) -> io::Result<Self> {
         Ok(match format {
             InputFormat::JsonLines => TickReader::JsonLines { reader, line: 0 },
-            InputFormat::Csv => TickReader::Csv(Box::new(CsvTicks::new(reader, csv)?)),
+            InputFormat::Csv => TickReader::Csv(Box::new(CsvTicks::with_settings(reader, csv)?)),
         })
+    }
+
+    /// What the reader found in the file: the CSV layout and columns, or "JSON lines".
+    pub fn describe(&self) -> String {
+        match self {
+            TickReader::JsonLines { .. } => "JSON lines".to_owned(),
+            TickReader::Csv(rows) => rows.describe(),
+        }
     }
 }
 
