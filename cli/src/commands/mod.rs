@@ -1,4 +1,6 @@
 pub mod bench;
+pub mod run;
+pub mod score;
 pub mod transform;
 
 use std::path::PathBuf;

@@ -1,0 +1,231 @@
+//! `stockstream run`: the embedded pipeline (ticks through the enriched, anomalies and bars
+//! chains in-process, Parquet under outputs/, resumable).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use stockstream_pipeline::checkpoint::Counts;
+use stockstream_pipeline::run::{Event, Outcome, Report, RunConfig};
+use stockstream_pipeline::source::{Source, Speed};
+use stockstream_runner::WasmLocator;
+
+/// The sample data the README's main job runs on.
+const DEFAULT_INPUT: &str = "data/stock_data.csv";
+const DEFAULT_TRANSFORMS: &str = "transforms";
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Ticks as JSON lines, or CSV when the name ends in .csv [default: data/stock_data.csv]
+    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
+    input: Option<PathBuf>,
+    /// Synthetic ticks instead of a file (arrives with the generator; not wired yet).
+    #[arg(long)]
+    synthetic: bool,
+    /// Replay pace: `max`, or a factor of real time (pacing arrives with the producer's; only
+    /// `max` is wired yet).
+    #[arg(long, default_value = "max", value_name = "X|max")]
+    speed: Speed,
+    /// Root of the outputs: streaming_data/enriched, streaming_data/bars_5m, anomalies,
+    /// dead_letter and the checkpoint.
+    #[arg(long, default_value = "outputs", value_name = "DIR")]
+    outputs: PathBuf,
+    /// Do not serve the dashboard.
+    #[arg(long)]
+    no_dashboard: bool,
+    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
+    #[arg(long, value_name = "DIR")]
+    transforms_dir: Option<PathBuf>,
+    /// Directory holding the built .wasm modules (default: the workspace's build output).
+    #[arg(long, value_name = "DIR")]
+    wasm_dir: Option<PathBuf>,
+    /// Symbol for CSV files without a symbol column.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Records per call into the chains (an SPU batch).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// Commit after this many input records...
+    #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    commit_records: u64,
+    /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
+    commit_interval: Duration,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    stockstream_core::parse_duration_ms("commit-interval", text)
+        .map_err(|e| e.to_string())
+        .and_then(|ms| {
+            u64::try_from(ms)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| format!("invalid value {text:?}: expected a positive duration"))
+        })
+}
+
+/// The enclosing stockstream workspace, from the working directory or where this binary was
+/// built.
+fn workspace() -> Option<PathBuf> {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| WasmLocator::find_workspace(&dir))
+        .or_else(|| WasmLocator::find_workspace(Path::new(env!("CARGO_MANIFEST_DIR"))))
+}
+
+/// A default path relative to the working directory, else to the workspace.
+fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        return here;
+    }
+    workspace
+        .map(|root| root.join(relative))
+        .filter(|p| p.exists())
+        .unwrap_or(here)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let workspace = workspace();
+    let source = if args.synthetic {
+        Source::Synthetic
+    } else {
+        Source::File {
+            path: args
+                .input
+                .unwrap_or_else(|| default_path(DEFAULT_INPUT, workspace.as_deref())),
+            symbol: args.symbol,
+        }
+    };
+    let transforms_dir = args
+        .transforms_dir
+        .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
+    let wasm = WasmLocator::new(args.wasm_dir, workspace.as_deref());
+    let mut config = RunConfig::new(source, args.outputs, transforms_dir, wasm);
+    config.speed = args.speed;
+    config.batch_size = args.batch_size as usize;
+    config.commit_records = args.commit_records;
+    config.commit_interval = args.commit_interval;
+    if !args.no_dashboard {
+        // INTEGRATION POINT (dashboard): start the server here and pass its feed as
+        // `config.dashboard = Some(feed)` (see stockstream_pipeline::dashboard).
+        eprintln!("run: the dashboard arrives with its own issue; running without it (--no-dashboard silences this)");
+    }
+
+    // Ctrl-C / SIGTERM: stop reading, commit what was read, exit. A second Ctrl-C exits at
+    // once (the last commit stands; the next run resumes from it).
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register_usize(sig, signal.clone(), sig as usize)
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress_shown = false;
+    let mut last_progress = (0u64, Duration::ZERO);
+    let mut on_event = |event: Event<'_>| {
+        let mut err = std::io::stderr().lock();
+        if progress_shown && !matches!(event, Event::Progress(_)) {
+            let _ = write!(err, "\r\x1b[2K");
+            progress_shown = false;
+        }
+        let _ = match event {
+            Event::Resumed(resume) => writeln!(
+                err,
+                "run: resuming after record {} ({} commits before); removed {} files of an unfinished commit; replayed {} into the window state in {:.2} s",
+                resume.offset,
+                resume.commits,
+                resume.orphans_removed,
+                resume
+                    .replayed
+                    .iter()
+                    .map(|(stream, n)| format!("{stream} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                resume.elapsed.as_secs_f64()
+            ),
+            Event::Invalid { line, message } => writeln!(err, "line {line}: {message}"),
+            Event::InvalidReportsCapped => {
+                writeln!(err, "(further problems are counted in the summary, not shown)")
+            }
+            Event::Committed { offset, files } => {
+                tracing::info!(offset, files, "committed");
+                Ok(())
+            }
+            Event::Progress(progress) if terminal => {
+                progress_shown = true;
+                let c = &progress.counts;
+                let (records, elapsed) = last_progress;
+                last_progress = (progress.records_this_run, progress.elapsed);
+                write!(
+                    err,
+                    "\r\x1b[2Krun: {} records ({:.0} ticks/s), {} anomalies, {} late, {} invalid",
+                    c.records_in,
+                    (progress.records_this_run - records) as f64
+                        / (progress.elapsed - elapsed).as_secs_f64().max(1e-9),
+                    c.anomaly_rows,
+                    c.late,
+                    c.invalid_total()
+                )
+            }
+            Event::Progress(_) => Ok(()),
+        };
+    };
+    let report = stockstream_pipeline::run(&config, &stop, &mut on_event);
+    if progress_shown {
+        eprint!("\r\x1b[2K");
+    }
+    let report = report?;
+    eprintln!("{}", summary(&report, &config.outputs));
+    Ok(match report.outcome {
+        Outcome::Finished => ExitCode::SUCCESS,
+        Outcome::Stopped => {
+            let sig = signal.load(Ordering::Relaxed);
+            ExitCode::from(u8::try_from(128 + sig).unwrap_or(130))
+        }
+    })
+}
+
+fn summary(report: &Report, outputs: &Path) -> String {
+    let c: &Counts = &report.counts;
+    let seconds = report.elapsed.as_secs_f64();
+    let mut line = format!(
+        "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
+        c.records_in,
+        report.records_this_run,
+        c.invalid_total(),
+        c.failed,
+        c.late,
+        c.late_bars,
+        c.anomaly_rows,
+        c.enriched_rows,
+        c.anomaly_rows,
+        c.bar_rows,
+        c.files,
+        c.commits,
+        outputs.display(),
+        seconds,
+        report.records_this_run as f64 / seconds.max(1e-9)
+    );
+    if !c.invalid.is_empty() {
+        let reasons: Vec<String> = c.invalid.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        line.push_str(&format!("; invalid by reason: {}", reasons.join(", ")));
+    }
+    if report.outcome == Outcome::Stopped {
+        line.push_str(&format!(
+            "; stopped after record {}: run the same command to go on",
+            report.offset
+        ));
+    }
+    line
+}

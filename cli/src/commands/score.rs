@@ -1,0 +1,62 @@
+//! `stockstream score`: precision, recall and F1 of outputs/anomalies against ground truth.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use stockstream_pipeline::score::{read_stream, read_truth, score, Tolerance};
+use stockstream_pipeline::Stream;
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// Ground truth: JSON lines with at least `symbol` and `ts` (the synthetic generator's
+    /// injected anomalies).
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Root of the outputs of `stockstream run`.
+    #[arg(long, default_value = "outputs", value_name = "DIR")]
+    outputs: PathBuf,
+    /// How far a detection may be from the truth: ticks of the symbol (`3ticks`) or event time
+    /// (`500ms`, `2s`).
+    #[arg(long, default_value = "3ticks", value_name = "N ticks|DURATION")]
+    tolerance: Tolerance,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
+    let anomalies_dir = args.outputs.join(Stream::Anomalies.dir());
+    anyhow::ensure!(
+        anomalies_dir.is_dir(),
+        "no anomalies in {}: run `stockstream run` first (or pass --outputs DIR)",
+        anomalies_dir.display()
+    );
+    let truth = read_truth(&args.truth)?;
+    let detected = read_stream(&args.outputs, Stream::Anomalies)?;
+    let ticks = match args.tolerance {
+        Tolerance::Ticks(_) => {
+            let mut by_symbol: HashMap<Box<str>, Vec<i64>> = HashMap::new();
+            for (symbol, ts) in read_stream(&args.outputs, Stream::Enriched)? {
+                by_symbol.entry(symbol).or_default().push(ts);
+            }
+            Some(by_symbol)
+        }
+        Tolerance::Ms(_) => None,
+    };
+    let s = score(&detected, &truth, args.tolerance, ticks.as_ref())?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "score: {} detected, {} true anomalies, {} matched (tolerance {}, one-to-one)",
+            s.detected, s.truth, s.matched, s.tolerance
+        );
+        println!(
+            "precision {:.4}  recall {:.4}  F1 {:.4}",
+            s.precision, s.recall, s.f1
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,245 @@
+//! Parquet files of the derived streams, written with parquet's typed column writers (no arrow
+//! dependency: the schemas are flat and fixed) and zstd, and read back for scoring.
+//!
+//! Types: `symbol` UTF-8 string; `ts`, `window_start`, `window_end` TIMESTAMP(MILLIS, UTC),
+//! which pyarrow reads as `timestamp[ms, tz=UTC]`; prices and statistics double (nullable where
+//! the spec allows null); volumes and counts int64; `anomaly`, `late` boolean.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int64Type};
+use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
+use parquet::record::RowAccessor;
+use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::Type;
+
+use crate::outputs::{BarRow, Rows, TickRow};
+
+const TICK_SCHEMA: &str = "
+message enriched_tick {
+  required binary symbol (STRING);
+  required int64 ts (TIMESTAMP(MILLIS,true));
+  required double price;
+  required int64 volume;
+  optional double sma;
+  optional int64 count;
+  optional double vwap;
+  optional double prev_mean;
+  optional double prev_std;
+  optional int64 prev_count;
+  optional double z;
+  required boolean anomaly;
+  required boolean late;
+}";
+
+const BAR_SCHEMA: &str = "
+message bar {
+  required binary symbol (STRING);
+  required int64 window_start (TIMESTAMP(MILLIS,true));
+  required int64 window_end (TIMESTAMP(MILLIS,true));
+  required double open;
+  required double high;
+  required double low;
+  required double close;
+  required int64 volume;
+  optional double vwap;
+  required double mean;
+  optional double std;
+  required int64 count;
+}";
+
+/// zstd level: 3 is zstd's own default, a good speed/size balance for numeric columns.
+const ZSTD_LEVEL: i32 = 1;
+
+fn schema(text: &'static str, cell: &'static OnceLock<Arc<Type>>) -> Arc<Type> {
+    cell.get_or_init(|| Arc::new(parse_message_type(text).expect("the schema text is valid")))
+        .clone()
+}
+
+fn tick_schema() -> Arc<Type> {
+    static CELL: OnceLock<Arc<Type>> = OnceLock::new();
+    schema(TICK_SCHEMA, &CELL)
+}
+
+fn bar_schema() -> Arc<Type> {
+    static CELL: OnceLock<Arc<Type>> = OnceLock::new();
+    schema(BAR_SCHEMA, &CELL)
+}
+
+fn properties() -> Arc<WriterProperties> {
+    Arc::new(
+        WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_1_0)
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level"),
+            ))
+            .set_created_by(format!("stockstream {}", env!("CARGO_PKG_VERSION")))
+            .build(),
+    )
+}
+
+/// Writes one column of required values.
+fn required<T: DataType>(
+    column: &mut SerializedColumnWriter<'_>,
+    values: &[T::T],
+) -> parquet::errors::Result<()> {
+    column.typed::<T>().write_batch(values, None, None)?;
+    Ok(())
+}
+
+/// Writes one column of nullable values (definition level 1 = present).
+fn optional<T: DataType>(
+    column: &mut SerializedColumnWriter<'_>,
+    values: impl Iterator<Item = Option<T::T>>,
+) -> parquet::errors::Result<()> {
+    let mut present = Vec::new();
+    let mut levels = Vec::new();
+    for value in values {
+        levels.push(i16::from(value.is_some()));
+        present.extend(value);
+    }
+    column
+        .typed::<T>()
+        .write_batch(&present, Some(&levels), None)?;
+    Ok(())
+}
+
+fn symbols<'a>(rows: impl Iterator<Item = &'a str>) -> Vec<ByteArray> {
+    rows.map(|s| ByteArray::from(s.as_bytes().to_vec()))
+        .collect()
+}
+
+/// Writes `rows` as one Parquet file (one row group) to `out`.
+pub fn write_rows<W: Write + Send>(out: W, rows: &Rows) -> anyhow::Result<W> {
+    match rows {
+        Rows::Ticks(rows) => write_ticks(out, rows),
+        Rows::Bars(rows) => write_bars(out, rows),
+    }
+}
+
+fn write_ticks<W: Write + Send>(out: W, rows: &[TickRow]) -> anyhow::Result<W> {
+    let mut writer = SerializedFileWriter::new(out, tick_schema(), properties())?;
+    let mut group = writer.next_row_group()?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column()? {
+        let r = rows.iter();
+        match index {
+            0 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.symbol)))?,
+            1 => required::<Int64Type>(&mut column, &r.map(|r| r.ts).collect::<Vec<_>>())?,
+            2 => required::<DoubleType>(&mut column, &r.map(|r| r.price).collect::<Vec<_>>())?,
+            3 => required::<Int64Type>(&mut column, &r.map(|r| r.volume).collect::<Vec<_>>())?,
+            4 => optional::<DoubleType>(&mut column, r.map(|r| r.sma))?,
+            5 => optional::<Int64Type>(&mut column, r.map(|r| r.count))?,
+            6 => optional::<DoubleType>(&mut column, r.map(|r| r.vwap))?,
+            7 => optional::<DoubleType>(&mut column, r.map(|r| r.prev_mean))?,
+            8 => optional::<DoubleType>(&mut column, r.map(|r| r.prev_std))?,
+            9 => optional::<Int64Type>(&mut column, r.map(|r| r.prev_count))?,
+            10 => optional::<DoubleType>(&mut column, r.map(|r| r.z))?,
+            11 => required::<BoolType>(&mut column, &r.map(|r| r.anomaly).collect::<Vec<_>>())?,
+            12 => required::<BoolType>(&mut column, &r.map(|r| r.late).collect::<Vec<_>>())?,
+            _ => unreachable!("the tick schema has 13 columns"),
+        }
+        column.close()?;
+        index += 1;
+    }
+    group.close()?;
+    Ok(writer.into_inner()?)
+}
+
+fn write_bars<W: Write + Send>(out: W, rows: &[BarRow]) -> anyhow::Result<W> {
+    let mut writer = SerializedFileWriter::new(out, bar_schema(), properties())?;
+    let mut group = writer.next_row_group()?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column()? {
+        let r = rows.iter();
+        match index {
+            0 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.symbol)))?,
+            1 => {
+                required::<Int64Type>(&mut column, &r.map(|r| r.window_start).collect::<Vec<_>>())?
+            }
+            2 => required::<Int64Type>(&mut column, &r.map(|r| r.window_end).collect::<Vec<_>>())?,
+            3 => required::<DoubleType>(&mut column, &r.map(|r| r.open).collect::<Vec<_>>())?,
+            4 => required::<DoubleType>(&mut column, &r.map(|r| r.high).collect::<Vec<_>>())?,
+            5 => required::<DoubleType>(&mut column, &r.map(|r| r.low).collect::<Vec<_>>())?,
+            6 => required::<DoubleType>(&mut column, &r.map(|r| r.close).collect::<Vec<_>>())?,
+            7 => required::<Int64Type>(&mut column, &r.map(|r| r.volume).collect::<Vec<_>>())?,
+            8 => optional::<DoubleType>(&mut column, r.map(|r| r.vwap))?,
+            9 => required::<DoubleType>(&mut column, &r.map(|r| r.mean).collect::<Vec<_>>())?,
+            10 => optional::<DoubleType>(&mut column, r.map(|r| r.std))?,
+            11 => required::<Int64Type>(&mut column, &r.map(|r| r.count).collect::<Vec<_>>())?,
+            _ => unreachable!("the bar schema has 12 columns"),
+        }
+        column.close()?;
+        index += 1;
+    }
+    group.close()?;
+    Ok(writer.into_inner()?)
+}
+
+/// `(symbol, ts)` of every row of a tick file (enriched or anomalies), in file order.
+pub fn read_symbol_ts(path: &Path) -> anyhow::Result<Vec<(Box<str>, i64)>> {
+    let file = File::open(path)?;
+    let reader = SerializedFileReader::new(file)?;
+    let schema = reader.metadata().file_metadata().schema();
+    let fields: Vec<_> = ["symbol", "ts"]
+        .iter()
+        .map(|name| {
+            schema
+                .get_fields()
+                .iter()
+                .find(|f| f.name() == *name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no `{name}` column: not a tick file"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let projection = Type::group_type_builder(schema.name())
+        .with_fields(fields)
+        .build()?;
+    let mut out = Vec::with_capacity(reader.metadata().file_metadata().num_rows().max(0) as usize);
+    for row in reader.get_row_iter(Some(projection))? {
+        let row = row?;
+        out.push((
+            row.get_string(0)?.as_str().into(),
+            row.get_timestamp_millis(1)?,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_back_ticks() {
+        let rows = vec![
+            TickRow {
+                symbol: "ES".into(),
+                ts: 1_378_054_800_083,
+                price: 1640.25,
+                volume: 8,
+                sma: Some(1640.25),
+                count: Some(1),
+                vwap: None,
+                prev_mean: None,
+                prev_std: None,
+                prev_count: Some(0),
+                z: None,
+                anomaly: false,
+                late: false,
+            };
+            3
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_rows(File::create(&path).unwrap(), &Rows::Ticks(rows)).unwrap();
+        let back = read_symbol_ts(&path).unwrap();
+        assert_eq!(back, vec![("ES".into(), 1_378_054_800_083); 3]);
+    }
+}
