@@ -21,13 +21,12 @@ wasm-release: setup
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_MODULES)
 
 build: wasm
-	$(CARGO) build --release -p stockstream
+	$(CARGO) build --release -p stockstream -p producer
 
-# Main job until the embedded pipeline lands: the enriched chain over the sample data.
+# The main job: the embedded pipeline over the sample data, Parquet under outputs/.
+# (It resumes from its last commit when run again; `rm -rf outputs/*` starts afresh.)
 run: build
-	target/release/stockstream transform --transforms-file transforms/enriched.yaml \
-		--input data/stock_data.csv --output outputs/enriched.jsonl
-	@echo "enriched ticks written to outputs/enriched.jsonl"
+	target/release/stockstream run
 
 lint: setup
 	$(CARGO) fmt --all -- --check

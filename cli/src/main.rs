@@ -21,7 +21,7 @@ enum Command {
     /// Measure ticks/s through a chain in WASM and through the same code natively.
     Bench(commands::bench::BenchArgs),
     /// The embedded pipeline: ticks through the three chains in-process, Parquet outputs.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Precision, recall and F1 of the detected anomalies against a ground-truth file.
     Score(commands::score::ScoreArgs),
 }
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Transform(args) => commands::transform::run(args),
         Command::Bench(args) => commands::bench::run(args),
-        Command::Run(args) => commands::run::run(args),
+        Command::Run(args) => commands::run::run(*args),
         Command::Score(args) => commands::score::run(args),
     };
     match result {

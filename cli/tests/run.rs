@@ -575,40 +575,133 @@ fn refuses_to_resume_on_a_different_input() {
     );
 }
 
+fn synthetic_args<'a>(outputs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--synthetic", "--no-dashboard", "--outputs", outputs];
+    args.extend_from_slice(extra);
+    args
+}
+
 #[test]
-fn synthetic_input_and_pacing_say_they_are_not_wired_yet() {
+fn synthetic_runs_are_deterministic_by_seed_and_detect_the_injected_anomalies() {
     let tmp = tempfile::tempdir().unwrap();
-    let synthetic = stockstream_in(tmp.path(), &["run", "--synthetic", "--no-dashboard"]);
-    assert_eq!(synthetic.status.code(), Some(2));
-    assert!(
-        stderr(&synthetic).contains("--synthetic is not wired"),
-        "{}",
-        stderr(&synthetic)
+    let limit = ["--limit", "60000", "--speed", "max", "--seed", "11"];
+    for dir in ["a", "b"] {
+        let output = stockstream_in(tmp.path(), &synthetic_args(dir, &limit));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // Same seed: byte-identical outputs and ground truth.
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let relative = |root: &Path| -> Vec<String> {
+        walk(root)
+            .iter()
+            .map(|f| {
+                Path::new(f)
+                    .strip_prefix(root)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    };
+    let files = relative(&a);
+    assert!(files.iter().any(|f| f.ends_with(".parquet")), "{files:?}");
+    assert_eq!(files, relative(&b));
+    for file in &files {
+        assert_eq!(
+            fs::read(a.join(file)).unwrap(),
+            fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let truth = fs::read_to_string(a.join("synthetic_truth.jsonl")).unwrap();
+    assert!(truth.lines().count() > 100, "{truth}");
+
+    // Another seed: other ticks.
+    let other = stockstream_in(
+        tmp.path(),
+        &synthetic_args("c", &["--limit", "60000", "--speed", "max", "--seed", "12"]),
     );
-    let paced = stockstream_in(
+    assert!(other.status.success());
+    assert_ne!(
+        fs::read_to_string(tmp.path().join("c/synthetic_truth.jsonl")).unwrap(),
+        truth
+    );
+
+    // The detector finds most injected anomalies (jumps of 100 sigma) at default parameters.
+    let score = stockstream_in(
         tmp.path(),
         &[
-            "run",
-            "--speed",
-            "10",
-            "--no-dashboard",
-            "--input",
-            "x.jsonl",
+            "score",
+            "--truth",
+            "a/synthetic_truth.jsonl",
+            "--outputs",
+            "a",
         ],
     );
-    assert_eq!(paced.status.code(), Some(2));
+    assert!(score.status.success(), "{}", stderr(&score));
+    let text = String::from_utf8(score.stdout).unwrap();
+    let figure = |name: &str| -> f64 {
+        let at = text
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            + name.len();
+        text[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(figure("recall") > 0.8, "{text}");
+    assert!(figure("precision") > 0.4, "{text}");
+}
+
+#[test]
+fn a_paced_synthetic_run_keeps_to_event_time_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 200 ticks/s of event time at real speed; stopped after about 2 s of pacing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args(synthetic_args(
+            "out",
+            &["--rate", "200", "--commit-interval", "200ms"],
+        ))
+        .current_dir(tmp.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first commit (start-up compiles the modules), then let it run.
+    let checkpoint_file = tmp.path().join("out/_checkpoint.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint_file.exists() {
+        assert!(Instant::now() < deadline, "no commit within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = checkpoint(&tmp.path().join("out")).unwrap()["offset"]
+        .as_u64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let last = checkpoint(&tmp.path().join("out")).unwrap()["offset"]
+        .as_u64()
+        .unwrap();
+    // Paced, not as fast as possible: about 400 ticks in 2 s (never millions).
+    let released = last - first;
     assert!(
-        stderr(&paced).contains("--speed 10 is not wired"),
-        "{}",
-        stderr(&paced)
+        (200..=800).contains(&released),
+        "{released} ticks released in ~2 s at 200/s"
     );
+}
+
+#[test]
+fn bad_speed_and_synthetic_settings_are_refused_before_any_output() {
+    let tmp = tempfile::tempdir().unwrap();
     let bad = stockstream_in(tmp.path(), &["run", "--speed", "fast"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        stderr(&bad).contains("expected `max` or a positive factor"),
-        "{}",
-        stderr(&bad)
-    );
-    // Nothing was written.
-    assert!(!tmp.path().join("outputs").exists());
+    assert!(stderr(&bad).contains("speed \"fast\""), "{}", stderr(&bad));
+    let bad = stockstream_in(tmp.path(), &synthetic_args("out", &["--rate", "0"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--synthetic"), "{}", stderr(&bad));
+    assert!(!tmp.path().join("outputs").exists() && !tmp.path().join("out").exists());
 }

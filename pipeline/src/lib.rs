@@ -10,8 +10,8 @@
 //! - [`commit`] and [`checkpoint`]: atomic files named by input range, the checkpoint.
 //! - [`outputs`] and [`parquet_io`]: rows, schemas, Parquet.
 //! - [`score`]: precision, recall and F1 of the anomalies against a ground-truth file.
-//! - [`source`] and [`dashboard`]: the input, and the integration points for the synthetic
-//!   generator, pacing and the dashboard.
+//! - [`source`]: files or the synthetic generator, paced by event time.
+//! - [`dashboard`]: the feed of derived records for the dashboard (its integration point).
 
 pub mod checkpoint;
 pub mod commit;

@@ -30,7 +30,7 @@ use fluvio_smartengine::Lookback;
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
 use stockstream_core::tick::{parse_tick, Watchlist};
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
-use stockstream_ticks::InputItem;
+use stockstream_ticks::{InputItem, Pacer};
 
 use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{self, part_name, DirLock, Staged};
@@ -382,7 +382,7 @@ pub fn run(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
-    source::check(&config.source, config.speed)?;
+    source::check(&config.source)?;
     let chains = Chains::load(&config.transforms_dir, &config.wasm)?;
     let root = config.outputs.clone();
     let _lock = DirLock::acquire(&root)?;
@@ -571,6 +571,8 @@ fn restart(
     }
     let reader = Reader {
         input,
+        pacer: Pacer::new(config.speed),
+        held: None,
         offset: previous.map_or(0, |c| c.offset),
         line,
         hash,
@@ -595,6 +597,10 @@ fn remove_stale_temp_files(root: &Path) -> std::io::Result<()> {
 /// Reads input records into batches.
 struct Reader {
     input: source::Records,
+    /// Releases records at their event time's pace (`--speed`).
+    pacer: Pacer,
+    /// A record read but not yet due: the batch before it went to the chains first.
+    held: Option<InputItem>,
     /// Position of the next record.
     offset: u64,
     line: u64,
@@ -605,6 +611,17 @@ struct Reader {
 }
 
 impl Reader {
+    /// The event time to pace `item` by, when pacing (valid ticks only).
+    fn pacing_ts(&self, item: &InputItem) -> Option<i64> {
+        if self.pacer.speed() == Speed::Max {
+            return None;
+        }
+        match item {
+            InputItem::Record { value, .. } => parse_tick(value).ok().map(|t| t.ts),
+            InputItem::Unreadable { .. } => None,
+        }
+    }
+
     /// Reads up to `size` records; `None` at the end of the input.
     fn next_batch(
         &mut self,
@@ -634,9 +651,24 @@ impl Reader {
             }
         };
         while records.len() < size && !stop.load(Ordering::Relaxed) {
-            let Some(item) = self.input.next().transpose()? else {
-                break;
+            let item = match self.held.take() {
+                Some(item) => item,
+                None => match self.input.next().transpose()? {
+                    Some(item) => item,
+                    None => break,
+                },
             };
+            if let Some(ts) = self.pacing_ts(&item) {
+                let due = self.pacer.due(ts).expect("paced");
+                if Instant::now() < due {
+                    // Hand what is read to the chains before waiting, so outputs and commits
+                    // keep up with a slow replay; the record waits for the next batch.
+                    if self.offset > first_offset || self.pacer.wait_unless(ts, stop).is_none() {
+                        self.held = Some(item);
+                        break;
+                    }
+                }
+            }
             let offset = self.offset;
             self.offset += 1;
             meta.counts.records_in += 1;

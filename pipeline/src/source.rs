@@ -1,11 +1,13 @@
 //! Where the run's ticks come from, and how fast.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use stockstream_ticks::{CsvOptions, InputFormat, TickReader};
+pub use stockstream_ticks::Speed;
+use stockstream_ticks::{
+    CsvOptions, InputFormat, InputItem, Synthetic, SyntheticConfig, TickReader,
+};
 
 /// The input of a run.
 #[derive(Debug, Clone)]
@@ -17,12 +19,16 @@ pub enum Source {
         /// Symbol for CSV files without a symbol column.
         symbol: Option<String>,
     },
-    /// INTEGRATION POINT (synthetic generator): `stockstream_ticks::synthetic` is being built
-    /// beside this crate. Wiring it means: open it here as an endless reader of tick records
-    /// (same seed => same records, so a restart can re-read the prefix and resume exactly),
-    /// and write its ground truth next to the outputs. Until then a run with it stops at
-    /// start-up with [`SourceError::SyntheticNotWired`].
-    Synthetic,
+    /// Geometric Brownian motion with injected anomalies (`stockstream_ticks::synthetic`).
+    /// The same seed and settings give the same ticks, so a restart re-reads the prefix and
+    /// resumes exactly; the ground truth is rewritten alongside as the ticks are generated.
+    Synthetic {
+        config: SyntheticConfig,
+        /// Stop after this many ticks; endless (until stopped) when `None`.
+        limit: Option<u64>,
+        /// Where the injected anomalies go, one JSON object per line.
+        truth: PathBuf,
+    },
 }
 
 impl Source {
@@ -30,38 +36,12 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::File { path, .. } => path.display().to_string(),
-            Source::Synthetic => "synthetic".to_owned(),
-        }
-    }
-}
-
-/// Pace of the replay.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Speed {
-    /// As fast as the chains go.
-    Max,
-    /// Event-time gaps divided by this factor (1 = real time).
-    ///
-    /// INTEGRATION POINT (pacing): `stockstream_ticks::pace` (`Pacer::wait_unless(ts, stop)`)
-    /// is being built beside this crate. Wiring it means: wait before each record is added to
-    /// a batch, and hand a partial batch to the chains before a wait that would hold it back
-    /// (so commits and the dashboard keep up with a slow replay). Until then a run with a
-    /// factor stops at start-up with [`SourceError::PacingNotWired`].
-    Factor(f64),
-}
-
-impl FromStr for Speed {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.eq_ignore_ascii_case("max") {
-            return Ok(Speed::Max);
-        }
-        match text.parse::<f64>() {
-            Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-            _ => Err(format!(
-                "invalid speed {text:?}: expected `max` or a positive factor such as 1 or 100"
-            )),
+            Source::Synthetic { config, .. } => format!(
+                "synthetic (seed {}, {} symbols, {} ticks/s)",
+                config.seed,
+                config.symbols.len(),
+                config.rate
+            ),
         }
     }
 }
@@ -69,24 +49,21 @@ impl FromStr for Speed {
 /// A source that cannot be used as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("--synthetic is not wired into `stockstream run` yet (the generator lands in stockstream-ticks with issue 3); use --input FILE")]
-    SyntheticNotWired,
-    #[error("--speed {0} is not wired into `stockstream run` yet (pacing lands in stockstream-ticks with issue 3); use --speed max")]
-    PacingNotWired(f64),
+    #[error("synthetic source: {0}")]
+    Synthetic(String),
     #[error("cannot read {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
+    #[error("cannot write the ground truth {path}: {source}")]
+    Truth { path: PathBuf, source: io::Error },
 }
 
 /// The records of a source, from its start.
-pub type Records = TickReader<Box<dyn BufRead + Send>>;
+pub type Records = Box<dyn Iterator<Item = io::Result<InputItem>> + Send>;
 
-/// Checks that the source and speed can be used (before any output is touched).
-pub fn check(source: &Source, speed: Speed) -> Result<(), SourceError> {
-    if let Source::Synthetic = source {
-        return Err(SourceError::SyntheticNotWired);
-    }
-    if let Speed::Factor(f) = speed {
-        return Err(SourceError::PacingNotWired(f));
+/// Checks that the source can be used (before any output is touched).
+pub fn check(source: &Source) -> Result<(), SourceError> {
+    if let Source::Synthetic { config, .. } = source {
+        config.validate().map_err(SourceError::Synthetic)?;
     }
     Ok(())
 }
@@ -104,8 +81,60 @@ pub fn open(source: &Source) -> Result<Records, SourceError> {
             let csv = CsvOptions {
                 symbol: symbol.clone(),
             };
-            TickReader::new(reader, InputFormat::from_path(Some(path)), &csv).map_err(open_error)
+            let records = TickReader::new(reader, InputFormat::from_path(Some(path)), &csv)
+                .map_err(open_error)?;
+            Ok(Box::new(records))
         }
-        Source::Synthetic => Err(SourceError::SyntheticNotWired),
+        Source::Synthetic {
+            config,
+            limit,
+            truth,
+        } => {
+            let generator = Synthetic::new(config.clone()).map_err(SourceError::Synthetic)?;
+            let truth_error = |source| SourceError::Truth {
+                path: truth.clone(),
+                source,
+            };
+            if let Some(dir) = truth.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(truth_error)?;
+            }
+            // Rewritten from the start on every (re)start, as the ticks are: same seed, same rows.
+            let truth_file = File::create(truth).map_err(truth_error)?;
+            Ok(Box::new(SyntheticRecords {
+                ticks: generator.take(limit.map_or(usize::MAX, |l| l as usize)),
+                truth: BufWriter::new(truth_file),
+            }))
+        }
+    }
+}
+
+/// Generated ticks as input records, writing each injected anomaly to the truth file.
+struct SyntheticRecords {
+    ticks: std::iter::Take<Synthetic>,
+    truth: BufWriter<File>,
+}
+
+impl Iterator for SyntheticRecords {
+    type Item = io::Result<InputItem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(tick) = self.ticks.next() else {
+            return self.truth.flush().err().map(Err);
+        };
+        if let Some(anomaly) = &tick.anomaly {
+            // Anomalies are rare: flushing each keeps the file current for `score` mid-run.
+            let written = self
+                .truth
+                .write_all(&anomaly.to_json())
+                .and_then(|()| self.truth.write_all(b"\n"))
+                .and_then(|()| self.truth.flush());
+            if let Err(err) = written {
+                return Some(Err(err));
+            }
+        }
+        Some(Ok(InputItem::Record {
+            line: tick.seq,
+            value: tick.record(),
+        }))
     }
 }

@@ -24,13 +24,15 @@ pub struct RunArgs {
     /// Ticks as JSON lines, or CSV when the name ends in .csv [default: data/stock_data.csv]
     #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
     input: Option<PathBuf>,
-    /// Synthetic ticks instead of a file (arrives with the generator; not wired yet).
+    /// Synthetic ticks (geometric Brownian motion with injected anomalies) instead of a file.
     #[arg(long)]
     synthetic: bool,
-    /// Replay pace: `max`, or a factor of real time (pacing arrives with the producer's; only
-    /// `max` is wired yet).
-    #[arg(long, default_value = "max", value_name = "X|max")]
-    speed: Speed,
+    #[command(flatten)]
+    generator: SyntheticArgs,
+    /// Replay pace: a factor of real event time (1 = real time, 100 = 100x) or `max`
+    /// [default: max for files, 1 for --synthetic].
+    #[arg(long, value_name = "X|max")]
+    speed: Option<Speed>,
     /// Root of the outputs: streaming_data/enriched, streaming_data/bars_5m, anomalies,
     /// dead_letter and the checkpoint.
     #[arg(long, default_value = "outputs", value_name = "DIR")]
@@ -56,6 +58,69 @@ pub struct RunArgs {
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
     commit_interval: Duration,
+}
+
+/// Settings of the synthetic source (with --synthetic).
+#[derive(Args)]
+struct SyntheticArgs {
+    /// Symbols to generate [default: AAPL,MSFT,GOOG,AMZN,NVDA].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "count",
+        requires = "synthetic"
+    )]
+    symbols: Vec<String>,
+    /// Number of generated symbols (named SYM001, SYM002, ...) instead of --symbols.
+    #[arg(long, requires = "synthetic")]
+    count: Option<usize>,
+    /// Ticks per second of event time, all symbols together [default: 10].
+    #[arg(long, requires = "synthetic")]
+    rate: Option<f64>,
+    /// Seed: the same seed and settings give the same ticks [default: 42].
+    #[arg(long, requires = "synthetic")]
+    seed: Option<u64>,
+    /// Probability that a tick is an injected anomaly [default: 0.005].
+    #[arg(long, requires = "synthetic")]
+    anomaly_rate: Option<f64>,
+    /// Size of an injected jump in per-tick sigmas [default: 100].
+    #[arg(long, requires = "synthetic")]
+    anomaly_sigma: Option<f64>,
+    /// Event time of the first tick, ms since the epoch [default: 2026-01-02T14:30:00Z].
+    #[arg(long, requires = "synthetic")]
+    start_ms: Option<i64>,
+    /// Stop after this many ticks (endless until Ctrl-C when absent).
+    #[arg(long, requires = "synthetic")]
+    limit: Option<u64>,
+    /// Ground truth of the injected anomalies [default: OUTPUTS/synthetic_truth.jsonl].
+    #[arg(long, value_name = "FILE", requires = "synthetic")]
+    truth: Option<PathBuf>,
+}
+
+impl SyntheticArgs {
+    fn source(self, outputs: &Path) -> anyhow::Result<Source> {
+        let mut config = stockstream_ticks::SyntheticConfig::default();
+        if let Some(count) = self.count {
+            config.symbols = stockstream_ticks::synthetic::symbols_for_count(count);
+        } else if !self.symbols.is_empty() {
+            config.symbols = self.symbols;
+        }
+        config.rate = self.rate.unwrap_or(config.rate);
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.anomaly_rate = self.anomaly_rate.unwrap_or(config.anomaly_rate);
+        config.anomaly_sigma = self.anomaly_sigma.unwrap_or(config.anomaly_sigma);
+        config.start_ms = self.start_ms.unwrap_or(config.start_ms);
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--synthetic: {e}"))?;
+        Ok(Source::Synthetic {
+            config,
+            limit: self.limit,
+            truth: self
+                .truth
+                .unwrap_or_else(|| outputs.join("synthetic_truth.jsonl")),
+        })
+    }
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -93,8 +158,13 @@ fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let workspace = workspace();
+    let speed = args.speed.unwrap_or(if args.synthetic {
+        Speed::Factor(1.0)
+    } else {
+        Speed::Max
+    });
     let source = if args.synthetic {
-        Source::Synthetic
+        args.generator.source(&args.outputs)?
     } else {
         Source::File {
             path: args
@@ -108,7 +178,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
     let wasm = WasmLocator::new(args.wasm_dir, workspace.as_deref());
     let mut config = RunConfig::new(source, args.outputs, transforms_dir, wasm);
-    config.speed = args.speed;
+    config.speed = speed;
     config.batch_size = args.batch_size as usize;
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
