@@ -154,6 +154,44 @@ pub struct Report {
     pub feed: FeedStats,
 }
 
+impl Report {
+    /// The closing summary line of a run whose outputs are under `outputs`.
+    pub fn summary(&self, outputs: &Path) -> String {
+        let report = self;
+        let c: &Counts = &report.counts;
+        let seconds = report.elapsed.as_secs_f64();
+        let mut line = format!(
+            "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
+            c.records_in,
+            report.records_this_run,
+            c.invalid_total(),
+            c.failed,
+            c.late,
+            c.late_bars,
+            c.anomaly_rows,
+            c.enriched_rows,
+            c.anomaly_rows,
+            c.bar_rows,
+            c.files,
+            c.commits,
+            outputs.display(),
+            seconds,
+            report.records_this_run as f64 / seconds.max(1e-9)
+        );
+        if !c.invalid.is_empty() {
+            let reasons: Vec<String> = c.invalid.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            line.push_str(&format!("; invalid by reason: {}", reasons.join(", ")));
+        }
+        if report.outcome == Outcome::Stopped {
+            line.push_str(&format!(
+                "; stopped after record {}: run the same command to go on",
+                report.offset
+            ));
+        }
+        line
+    }
+}
+
 /// The chains of a run, read from the transforms directory.
 struct Chains {
     specs: Vec<ChainSpec>,
@@ -400,6 +438,13 @@ pub fn run(
                 );
             }
         }
+    }
+    if previous.is_some() && matches!(config.source, Source::Stream { .. }) {
+        anyhow::bail!(
+            "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
+            root.display(),
+            config.source.describe()
+        );
     }
     let committed = previous.as_ref().map_or(0, |c| c.offset);
     let mut dirs: Vec<PathBuf> = Stream::ALL.iter().map(|s| root.join(s.dir())).collect();

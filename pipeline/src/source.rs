@@ -29,6 +29,29 @@ pub enum Source {
         /// Where the injected anomalies go, one JSON object per line.
         truth: PathBuf,
     },
+    /// Records pushed by another part of this process (the producer's `--sink pipeline`).
+    /// A stream cannot be read again, so a run from it starts on empty outputs and cannot
+    /// resume; `stockstream run --input` is the resumable way.
+    Stream {
+        name: String,
+        records: StreamRecords,
+    },
+}
+
+/// The receiving end of a [`Source::Stream`], taken once by the run.
+#[derive(Clone)]
+pub struct StreamRecords(std::sync::Arc<std::sync::Mutex<Option<Records>>>);
+
+impl StreamRecords {
+    pub fn new(records: Records) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(records))))
+    }
+}
+
+impl std::fmt::Debug for StreamRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamRecords")
+    }
 }
 
 impl Source {
@@ -42,6 +65,7 @@ impl Source {
                 config.symbols.len(),
                 config.rate
             ),
+            Source::Stream { name, .. } => name.clone(),
         }
     }
 }
@@ -53,6 +77,8 @@ pub enum SourceError {
     Synthetic(String),
     #[error("cannot read {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
+    #[error("the stream source {0} was already read")]
+    StreamTaken(String),
     #[error("cannot write the ground truth {path}: {source}")]
     Truth { path: PathBuf, source: io::Error },
 }
@@ -105,6 +131,12 @@ pub fn open(source: &Source) -> Result<Records, SourceError> {
                 truth: BufWriter::new(truth_file),
             }))
         }
+        Source::Stream { name, records } => records
+            .0
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| SourceError::StreamTaken(name.clone())),
     }
 }
 

@@ -14,7 +14,9 @@ use stockstream_ticks::{
 
 use crate::rejects::Rejects;
 use crate::run::{run, RunOptions, TruthFile};
-use crate::sinks::{self, fluvio::FluvioConfig, kafka::KafkaConfig, SinkConfig, SinkKind};
+use crate::sinks::{
+    self, fluvio::FluvioConfig, kafka::KafkaConfig, pipeline::PipelineConfig, SinkConfig, SinkKind,
+};
 use crate::source::{Source, SourceConfig};
 
 /// Ticks into a stream: replay a CSV or JSON-lines file paced by event time, or generate
@@ -183,6 +185,16 @@ pub struct Cli {
     /// Fluvio SC address [default: the fluvio CLI's current profile].
     #[arg(long, value_name = "HOST:PORT", help_heading = "Sink")]
     pub fluvio_endpoint: Option<String>,
+
+    /// Root of the outputs of `--sink pipeline` (Parquet, like `stockstream run`; it must
+    /// not hold an earlier run).
+    #[arg(
+        long,
+        default_value = "outputs",
+        value_name = "DIR",
+        help_heading = "Sink"
+    )]
+    pub outputs: PathBuf,
 
     // ---- bad rows ----
     /// Write invalid rows to this file (JSON lines: line, reason, code, raw).
@@ -367,6 +379,10 @@ impl Cli {
                 fluvio: FluvioConfig {
                     topic: self.fluvio_topic,
                     endpoint: self.fluvio_endpoint,
+                },
+                pipeline: PipelineConfig {
+                    outputs: self.outputs,
+                    ..PipelineConfig::default()
                 },
             },
             run: RunOptions {

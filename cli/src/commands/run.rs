@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use stockstream_pipeline::checkpoint::Counts;
-use stockstream_pipeline::run::{Event, Outcome, Report, RunConfig};
+use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{Source, Speed};
 use stockstream_runner::WasmLocator;
 
@@ -256,7 +255,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r\x1b[2K");
     }
     let report = report?;
-    eprintln!("{}", summary(&report, &config.outputs));
+    eprintln!("{}", report.summary(&config.outputs));
     Ok(match report.outcome {
         Outcome::Finished => ExitCode::SUCCESS,
         Outcome::Stopped => {
@@ -264,38 +263,4 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(u8::try_from(128 + sig).unwrap_or(130))
         }
     })
-}
-
-fn summary(report: &Report, outputs: &Path) -> String {
-    let c: &Counts = &report.counts;
-    let seconds = report.elapsed.as_secs_f64();
-    let mut line = format!(
-        "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
-        c.records_in,
-        report.records_this_run,
-        c.invalid_total(),
-        c.failed,
-        c.late,
-        c.late_bars,
-        c.anomaly_rows,
-        c.enriched_rows,
-        c.anomaly_rows,
-        c.bar_rows,
-        c.files,
-        c.commits,
-        outputs.display(),
-        seconds,
-        report.records_this_run as f64 / seconds.max(1e-9)
-    );
-    if !c.invalid.is_empty() {
-        let reasons: Vec<String> = c.invalid.iter().map(|(r, n)| format!("{r}={n}")).collect();
-        line.push_str(&format!("; invalid by reason: {}", reasons.join(", ")));
-    }
-    if report.outcome == Outcome::Stopped {
-        line.push_str(&format!(
-            "; stopped after record {}: run the same command to go on",
-            report.offset
-        ));
-    }
-    line
 }

@@ -2,14 +2,14 @@
 //!
 //! - [`stdout`]: JSON lines (the default);
 //! - [`kafka`]: a Kafka topic through rdkafka (idempotent, `acks=all`);
-//! - [`fluvio`]: a Fluvio topic through the fluvio client.
-//!
-//! Another sink (the in-process pipeline) implements [`Sink`] and is chosen in [`open`].
+//! - [`fluvio`]: a Fluvio topic through the fluvio client;
+//! - [`pipeline`]: the in-process pipeline of `stockstream run` (chains, Parquet outputs).
 
 use std::fmt;
 
 pub mod fluvio;
 pub mod kafka;
+pub mod pipeline;
 pub mod stdout;
 
 pub use stdout::StdoutSink;
@@ -84,6 +84,8 @@ pub enum SinkKind {
     Kafka,
     /// A Fluvio topic (key = symbol).
     Fluvio,
+    /// The embedded pipeline, in this process: chains on fluvio-smartengine, Parquet outputs.
+    Pipeline,
 }
 
 impl fmt::Display for SinkKind {
@@ -92,6 +94,7 @@ impl fmt::Display for SinkKind {
             SinkKind::Stdout => "stdout",
             SinkKind::Kafka => "kafka",
             SinkKind::Fluvio => "fluvio",
+            SinkKind::Pipeline => "pipeline",
         })
     }
 }
@@ -105,6 +108,7 @@ pub struct SinkConfig {
     pub stdout_flush_each: bool,
     pub kafka: kafka::KafkaConfig,
     pub fluvio: fluvio::FluvioConfig,
+    pub pipeline: pipeline::PipelineConfig,
 }
 
 /// Opens the configured sink.
@@ -113,5 +117,6 @@ pub fn open(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
         SinkKind::Stdout => Box::new(StdoutSink::stdout(config.stdout_flush_each)),
         SinkKind::Kafka => kafka::open(&config.kafka)?,
         SinkKind::Fluvio => fluvio::open(&config.fluvio)?,
+        SinkKind::Pipeline => pipeline::open(&config.pipeline)?,
     })
 }
