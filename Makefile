@@ -21,7 +21,7 @@ wasm-release: setup
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_MODULES)
 
 build: wasm
-	$(CARGO) build --release -p stockstream -p producer
+	$(CARGO) build --release -p stockstream
 
 # The main job: the embedded pipeline over the sample data, Parquet under outputs/.
 # (It resumes from its last commit when run again; `rm -rf outputs/*` starts afresh.)

@@ -16,21 +16,18 @@
 //!   two-stack sliding aggregate (`stockstream-core`'s `sliding.rs`), and floating-point merges
 //!   are not associative: replaying only the last W of ticks would rebuild the same *set* of
 //!   groups but split differently between the two stacks, so the first statistics after a
-//!   restart could differ in the last bits. The planner therefore mirrors the stacks' keys (not
-//!   their values) and replays each symbol from the group after which a fresh aggregate makes
-//!   the same split as the original: the newest group of the front stack that the last refill
-//!   emptied. That is at most about 2 W of event time before the symbol's newest tick.
+//!   restart could differ in the last bits. The planner therefore runs the chain's
+//!   `RollingStats` natively over the prefix and replays each symbol from
+//!   `RollingStats::replay_from`, where the core says a fresh state makes the same split: at
+//!   most about 2 W of event time before the symbol's newest tick.
 //! - a chain with no stateful step needs nothing; a chain this module does not know (another
 //!   module, or two stateful steps) gets every earlier tick, which is exact but unbounded.
 //!
-//! The mirror follows `SymbolWindow::update` in `smartmodules/core/src/rolling.rs` and
-//! `SlidingAggregate` in `sliding.rs` step by step; the property tests at the bottom check the
-//! claim against the core's own `RollingStats` and `WindowBars`, bit for bit.
-
-use std::collections::{HashMap, VecDeque};
+//! The property tests at the bottom check the claim against the core's own `RollingStats` and
+//! `WindowBars`, bit for bit.
 
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
-use stockstream_core::rolling::RollingConfig;
+use stockstream_core::rolling::{RollingConfig, RollingStats};
 use stockstream_core::tick::{parse_tick, Watchlist};
 use stockstream_runner::ChainSpec;
 
@@ -115,87 +112,12 @@ impl ChainReplay {
 
 /// The keys of one symbol's two-stack aggregate in `rolling-stats`, and where a replay must
 /// start to rebuild the same split.
-#[derive(Debug, Clone)]
-struct SymbolMirror {
-    /// Timestamp of the group still growing (`i64::MIN` before the first tick).
-    current_ts: i64,
-    has_current: bool,
-    /// Front stack, oldest first (the core keeps it reversed; the order of keys is the same).
-    front: VecDeque<i64>,
-    /// Back stack, oldest first.
-    back: Vec<i64>,
-    /// First group of a replay that reproduces the current split (see [`Self::replay_from`]).
-    refill_start: i64,
-}
-
-impl SymbolMirror {
-    fn new() -> Self {
-        Self {
-            current_ts: i64::MIN,
-            has_current: false,
-            front: VecDeque::new(),
-            back: Vec::new(),
-            refill_start: i64::MIN,
-        }
-    }
-
-    /// Mirrors `SymbolWindow::update`; returns whether the tick is accepted (not late).
-    fn update(&mut self, window_ms: i64, ts: i64) -> bool {
-        if ts < self.current_ts {
-            return false;
-        }
-        if ts > self.current_ts {
-            if self.has_current {
-                self.back.push(self.current_ts);
-            }
-            self.current_ts = ts;
-            self.has_current = false;
-        }
-        let start = ts.saturating_sub(window_ms);
-        // `while groups.oldest_key() < start { groups.pop_oldest() }`, where `oldest_key`
-        // refills the empty front with the whole back stack.
-        let mut popped = None;
-        loop {
-            if self.front.is_empty() && !self.back.is_empty() {
-                // A fresh aggregate makes this same split when its replay starts with the
-                // group whose expiry emptied the front (its front then holds that group alone
-                // and empties at the same tick), or, when the aggregate was empty, with the
-                // group the front now starts with.
-                self.refill_start = popped.unwrap_or(self.back[0]);
-                self.front.extend(self.back.drain(..));
-            }
-            match self.front.front() {
-                Some(&oldest) if oldest < start => {
-                    popped = Some(oldest);
-                    self.front.pop_front();
-                }
-                _ => break,
-            }
-        }
-        self.has_current = true;
-        true
-    }
-
-    /// The oldest timestamp whose ticks a replay needs: from there, a fresh `rolling-stats`
-    /// state fed this symbol's accepted ticks in arrival order ends in the same state.
-    fn replay_from(&self) -> i64 {
-        if self.front.is_empty() && self.back.is_empty() {
-            // Only the growing group is held.
-            self.current_ts
-        } else {
-            self.refill_start
-        }
-    }
-}
-
-/// What the planner knows per chain while it reads the input before the resume point.
 #[derive(Debug)]
 enum Tracker {
     Stateless,
-    Rolling {
-        window_ms: i64,
-        symbols: HashMap<Box<str>, SymbolMirror>,
-    },
+    /// The chain's own rolling statistics, run natively over the prefix: the core knows
+    /// where a replay must start for its state to come back bit for bit.
+    Rolling(Box<RollingStats>),
     Bars {
         size_ms: i64,
         watermark: Watermark,
@@ -209,7 +131,7 @@ impl Tracker {
     fn threshold(&self, symbol: &str) -> Option<i64> {
         match self {
             Tracker::Stateless => None,
-            Tracker::Rolling { symbols, .. } => symbols.get(symbol).map(SymbolMirror::replay_from),
+            Tracker::Rolling(stats) => stats.replay_from(symbol),
             Tracker::Bars {
                 size_ms, watermark, ..
             } => watermark.current().map(|wm| wm.saturating_sub(*size_ms)),
@@ -247,10 +169,11 @@ impl ReplayPlanner {
             .map(|chain| {
                 let tracker = match &chain.kind {
                     ReplayKind::Stateless => Tracker::Stateless,
-                    ReplayKind::Rolling { window_ms } => Tracker::Rolling {
-                        window_ms: *window_ms,
-                        symbols: HashMap::new(),
-                    },
+                    ReplayKind::Rolling { window_ms } => {
+                        Tracker::Rolling(Box::new(RollingStats::new(RollingConfig {
+                            window_ms: *window_ms,
+                        })))
+                    }
                     ReplayKind::Bars { config } => Tracker::Bars {
                         size_ms: config.size_ms,
                         watermark: Watermark::new(config.lateness_ms),
@@ -287,17 +210,7 @@ impl ReplayPlanner {
                 (Tracker::Stateless, _) => false,
                 (Tracker::Everything, _) => true,
                 (_, None) => false,
-                (Tracker::Rolling { window_ms, symbols }, Some(t)) => {
-                    match symbols.get_mut(t.symbol) {
-                        Some(mirror) => mirror.update(*window_ms, t.ts),
-                        None => {
-                            let mut mirror = SymbolMirror::new();
-                            mirror.update(*window_ms, t.ts);
-                            symbols.insert(t.symbol.into(), mirror);
-                            true
-                        }
-                    }
-                }
+                (Tracker::Rolling(stats), Some(t)) => !stats.update(t).late,
                 (
                     Tracker::Bars {
                         watermark, max_ts, ..

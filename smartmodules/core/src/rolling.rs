@@ -123,6 +123,9 @@ struct SymbolWindow {
     /// The newest timestamp seen, whose group is still growing.
     current_ts: i64,
     current: PriceVolume,
+    /// Where a replay must start to rebuild this state bit for bit (see
+    /// [`RollingStats::replay_from`]).
+    replay_from: i64,
 }
 
 impl SymbolWindow {
@@ -138,8 +141,19 @@ impl SymbolWindow {
             self.current = PriceVolume::default();
         }
         let start = tick.ts.saturating_sub(window_ms);
-        while self.groups.oldest_key().is_some_and(|ts| ts < start) {
-            self.groups.pop_oldest();
+        let mut popped = None;
+        loop {
+            if let Some(oldest_moved) = self.groups.refill_front() {
+                // A fresh state replayed from here makes this same front/back split.
+                self.replay_from = popped.unwrap_or(oldest_moved);
+            }
+            match self.groups.oldest_key() {
+                Some(oldest) if oldest < start => {
+                    popped = Some(oldest);
+                    self.groups.pop_oldest();
+                }
+                _ => break,
+            }
         }
         let previous = self.groups.total();
         self.current.push(tick.price, tick.volume);
@@ -192,6 +206,15 @@ pub struct RollingStats {
     symbols: SymbolMap<SymbolWindow>,
 }
 
+impl std::fmt::Debug for RollingStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingStats")
+            .field("config", &self.config)
+            .field("symbols", &self.symbols.len())
+            .finish()
+    }
+}
+
 impl RollingStats {
     pub fn new(config: RollingConfig) -> Self {
         Self {
@@ -212,6 +235,7 @@ impl RollingStats {
         }
         let mut window = SymbolWindow {
             current_ts: i64::MIN,
+            replay_from: i64::MIN,
             ..SymbolWindow::default()
         };
         let enrichment = window.update(window_ms, tick);
@@ -222,6 +246,24 @@ impl RollingStats {
     /// Number of symbols with state.
     pub fn symbols(&self) -> usize {
         self.symbols.len()
+    }
+
+    /// The earliest event time from which replaying a symbol's accepted ticks, in arrival
+    /// order, into a fresh `RollingStats` rebuilds its state bit for bit; `None` for a symbol
+    /// never seen.
+    ///
+    /// The last W of ticks would rebuild the same window *contents*, but floating-point merges
+    /// are not associative: the two-stack split decides how groups are merged, so an exact
+    /// restart (the pipeline's resume after a crash) replays from where a fresh state makes
+    /// the same split, at most about 2 W back.
+    pub fn replay_from(&self, symbol: &str) -> Option<i64> {
+        self.symbols.get(symbol).map(|window| {
+            if window.groups.oldest_key_if_any().is_none() {
+                window.current_ts
+            } else {
+                window.replay_from
+            }
+        })
     }
 }
 

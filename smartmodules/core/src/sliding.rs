@@ -53,6 +53,14 @@ impl<K: Copy, A: Monoid> SlidingAggregate<K, A> {
         self.front.last().map(|e| e.key)
     }
 
+    /// Key of the oldest element, without moving anything between the stacks.
+    pub fn oldest_key_if_any(&self) -> Option<K> {
+        self.front
+            .last()
+            .map(|e| e.key)
+            .or(self.back.first().map(|e| e.0))
+    }
+
     /// Removes the oldest element.
     pub fn pop_oldest(&mut self) {
         self.refill_front();
@@ -77,11 +85,13 @@ impl<K: Copy, A: Monoid> SlidingAggregate<K, A> {
         }
     }
 
-    /// Moves the back stack to the front when the front is empty, newest first.
-    fn refill_front(&mut self) {
+    /// Moves the back stack to the front when the front is empty, newest first; returns the
+    /// oldest key moved when it did.
+    pub fn refill_front(&mut self) -> Option<K> {
         if !self.front.is_empty() || self.back.is_empty() {
-            return;
+            return None;
         }
+        let oldest = self.back[0].0;
         let mut suffix = A::default();
         self.front.reserve(self.back.len());
         for (key, value) in self.back.drain(..).rev() {
@@ -89,6 +99,7 @@ impl<K: Copy, A: Monoid> SlidingAggregate<K, A> {
             self.front.push(FrontEntry { key, suffix });
         }
         self.back_total = A::default();
+        Some(oldest)
     }
 }
 
