@@ -32,7 +32,7 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
-unit: wasm wasm-release
+unit: setup-test wasm wasm-release
 	$(CARGO) test --workspace --release
 
 parity: setup-test build

@@ -2,6 +2,7 @@
 # Installs what the build and the tests need, idempotently: quick when everything is present.
 #   scripts/setup.sh          Rust targets and components (enough to build and run)
 #   scripts/setup.sh --test   also the Python venv for the reference checks (pandas, PySpark)
+#                             and the Apache Kafka jars for the broker the Kafka tests start
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,10 @@ if $want_test; then
     apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null
   fi
   bash reference/setup-venv.sh >/dev/null
+  # The Kafka tests start a real broker from the Apache Kafka jars (fetched once with Maven).
+  if ! command -v mvn >/dev/null 2>&1; then
+    echo "setup: installing Maven to fetch the Apache Kafka jars"
+    apt-get update -qq && apt-get install -y -qq maven >/dev/null
+  fi
+  scripts/kafka-broker.sh fetch
 fi

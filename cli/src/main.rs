@@ -24,6 +24,8 @@ enum Command {
     Run(Box<commands::run::RunArgs>),
     /// Precision, recall and F1 of the detected anomalies against a ground-truth file.
     Score(commands::score::ScoreArgs),
+    /// Ticks from a Kafka topic into Fluvio, or into the embedded pipeline (--to pipeline).
+    Bridge(Box<commands::bridge::BridgeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Run(args) => commands::run::run(*args),
         Command::Score(args) => commands::score::run(args),
+        Command::Bridge(args) => commands::bridge::run(*args),
     };
     match result {
         Ok(code) => code,

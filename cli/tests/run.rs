@@ -10,35 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{repo_root, stderr};
-
-/// The reference venv's Python, with pyarrow and pandas (`make test` creates it first).
-fn python() -> PathBuf {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: create the reference venv with `bash reference/setup-venv.sh` (`make test` does it first)",
-        python.display()
-    );
-    python
-}
-
-/// Runs a Python check script with `args`; fails the test with its output if it fails.
-fn check_with_python(script: &str, args: &[&Path]) -> String {
-    let output = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "python check failed:\n{text}");
-    text
-}
+use common::{check_with_python, repo_root, stderr, SAME_OUTPUTS};
 
 fn stockstream_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stockstream"))
@@ -153,47 +125,6 @@ fn big_fixture() -> &'static Fixture {
         Fixture { dir, input, clean }
     })
 }
-
-/// Compares two outputs directories: every stream's rows (all partitions, files in name
-/// order) and the dead letters must be identical; part files must cover the input without
-/// overlap.
-const SAME_OUTPUTS: &str = r#"
-import sys, glob, json, os, re
-import pyarrow as pa, pyarrow.parquet as pq
-a, b = sys.argv[1], sys.argv[2]
-def files(root, d, ext):
-    return sorted(glob.glob(f"{root}/{d}/**/part-*.{ext}", recursive=True))
-def check_ranges(root, d, ext):
-    by_dir = {}
-    for f in files(root, d, ext):
-        s, e = map(int, re.match(r"part-(\d+)-(\d+)\.", os.path.basename(f)).groups())
-        by_dir.setdefault(os.path.dirname(f), []).append((s, e))
-    for dirname, ranges in by_dir.items():
-        ranges.sort()
-        for (s1, e1), (s2, e2) in zip(ranges, ranges[1:]):
-            assert s1 < e1 <= s2 < e2, f"overlapping commits in {dirname}: {(s1, e1)} {(s2, e2)}"
-    return by_dir
-for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies"]:
-    check_ranges(b, d, "parquet")
-    ta = pa.concat_tables([pq.read_table(f) for f in files(a, d, "parquet")])
-    tb = pa.concat_tables([pq.read_table(f) for f in files(b, d, "parquet")])
-    assert ta.num_rows == tb.num_rows, f"{d}: {ta.num_rows} rows vs {tb.num_rows}"
-    assert ta.equals(tb), f"{d}: rows differ"
-    # The same partitions hold the same rows.
-    pa_ = sorted(os.path.relpath(os.path.dirname(f), a) for f in files(a, d, "parquet"))
-    pb = sorted(os.path.relpath(os.path.dirname(f), b) for f in files(b, d, "parquet"))
-    assert sorted(set(pa_)) == sorted(set(pb)), f"{d}: partitions differ"
-    print(d, ta.num_rows, "identical")
-check_ranges(b, "dead_letter", "jsonl")
-da = [l for f in files(a, "dead_letter", "jsonl") for l in open(f)]
-db = [l for f in files(b, "dead_letter", "jsonl") for l in open(f)]
-assert da == db, "dead letters differ"
-print("dead_letter", len(da), "identical")
-leftovers = [f for f in glob.glob(f"{b}/**/.*", recursive=True) if f.endswith(".tmp")]
-assert not leftovers, leftovers
-cp = json.load(open(f"{b}/_checkpoint.json"))
-assert cp["finished"], cp
-"#;
 
 fn checkpoint(dir: &Path) -> Option<serde_json::Value> {
     let text = fs::read_to_string(dir.join("_checkpoint.json")).ok()?;

@@ -439,7 +439,7 @@ pub fn run(
             }
         }
     }
-    if previous.is_some() && matches!(config.source, Source::Stream { .. }) {
+    if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
         anyhow::bail!(
             "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
             root.display(),
@@ -569,7 +569,12 @@ fn restart(
     let mut line = 0;
     if let Some(previous) = previous {
         for position in 0..previous.offset {
-            let item = input.next().transpose()?.ok_or_else(|| {
+            // A journal that ends before the checkpoint's position has nothing more to replay.
+            let item = match input.next().transpose() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                other => other?,
+            };
+            let item = item.ok_or_else(|| {
                 anyhow::anyhow!(
                     "{} has {position} records but the checkpoint in {} covers {}: it is not the input this run started with; use another --outputs directory",
                     config.source.describe(),
@@ -674,7 +679,7 @@ impl Reader {
         stop: &AtomicBool,
         max_reported: u64,
         on_event: &mut dyn FnMut(Event<'_>),
-    ) -> anyhow::Result<Option<(Vec<Record>, BatchMeta)>> {
+    ) -> anyhow::Result<Option<Batch>> {
         let first_offset = self.offset;
         let mut records = Vec::with_capacity(size);
         let mut meta = BatchMeta {
@@ -695,12 +700,19 @@ impl Reader {
                 on_event(Event::InvalidReportsCapped);
             }
         };
+        let mut idle = false;
         while records.len() < size && !stop.load(Ordering::Relaxed) {
             let item = match self.held.take() {
                 Some(item) => item,
-                None => match self.input.next().transpose()? {
-                    Some(item) => item,
-                    None => break,
+                None => match self.input.next().transpose() {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    // A live stream with nothing new yet: hand over what is read.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        idle = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
                 },
             };
             if let Some(ts) = self.pacing_ts(&item) {
@@ -774,13 +786,25 @@ impl Reader {
             }
         }
         if self.offset == first_offset {
-            return Ok(None);
+            return Ok(if idle && !stop.load(Ordering::Relaxed) {
+                Some(Batch::Idle)
+            } else {
+                None
+            });
         }
         meta.end_offset = self.offset;
         meta.last_line = self.line;
         meta.hash = self.hash;
-        Ok(Some((records, meta)))
+        Ok(Some(Batch::Records(records, meta)))
     }
+}
+
+/// What the reader has for the chains.
+#[allow(clippy::large_enum_variant)] // one per batch of thousands of records: boxing buys nothing
+enum Batch {
+    Records(Vec<Record>, BatchMeta),
+    /// Nothing yet from a live stream.
+    Idle,
 }
 
 /// What is committed and what waits for the next commit.
@@ -925,6 +949,13 @@ impl State<'_> {
             next.last_replay = self.replayed.clone();
         }
         next.finished = finished;
+        if let Source::Stream {
+            journal: Some(journal),
+            ..
+        } = &self.config.source
+        {
+            (journal.sync)().context("making the input journal durable")?;
+        }
         next.save(&self.checkpoint_path)
             .with_context(|| format!("writing {}", self.checkpoint_path.display()))?;
         self.committed = next;
@@ -1023,23 +1054,33 @@ fn main_loop<'c>(
     };
     let outcome = loop {
         let batch = reader.next_batch(config.batch_size, stop, config.max_reported, on_event)?;
-        let Some((records, meta)) = batch else {
-            break if stop.load(Ordering::Relaxed) {
-                Outcome::Stopped
-            } else {
-                Outcome::Finished
-            };
-        };
-        let records = Arc::new(records);
-        for worker in &workers {
-            worker
-                .jobs
-                .send(Job::Batch(records.clone()))
-                .map_err(|_| anyhow::anyhow!("the {} chain stopped", worker.stream.name()))?;
-        }
-        in_flight.push_back(meta);
-        while in_flight.len() >= PIPELINE_DEPTH {
-            complete_oldest(&mut state, &mut in_flight, &mut reader.reported, on_event)?;
+        match batch {
+            None => {
+                break if stop.load(Ordering::Relaxed) {
+                    Outcome::Stopped
+                } else {
+                    Outcome::Finished
+                };
+            }
+            Some(Batch::Records(records, meta)) => {
+                let records = Arc::new(records);
+                for worker in &workers {
+                    worker.jobs.send(Job::Batch(records.clone())).map_err(|_| {
+                        anyhow::anyhow!("the {} chain stopped", worker.stream.name())
+                    })?;
+                }
+                in_flight.push_back(meta);
+                while in_flight.len() >= PIPELINE_DEPTH {
+                    complete_oldest(&mut state, &mut in_flight, &mut reader.reported, on_event)?;
+                }
+            }
+            // A quiet stream: finish what is in the chains, so it reaches the outputs (and
+            // the dashboard) now rather than when more input comes.
+            Some(Batch::Idle) => {
+                while !in_flight.is_empty() {
+                    complete_oldest(&mut state, &mut in_flight, &mut reader.reported, on_event)?;
+                }
+            }
         }
         let due = state.pending_records() >= config.commit_records
             || state.last_commit.elapsed() >= config.commit_interval;

@@ -29,13 +29,32 @@ pub enum Source {
         /// Where the injected anomalies go, one JSON object per line.
         truth: PathBuf,
     },
-    /// Records pushed by another part of this process (the producer's `--sink pipeline`).
-    /// A stream cannot be read again, so a run from it starts on empty outputs and cannot
-    /// resume; `stockstream run --input` is the resumable way.
+    /// Records pushed by another part of this process (the producer's `--sink pipeline`, the
+    /// Kafka bridge). A plain stream cannot be read again, so a run from it starts on empty
+    /// outputs and cannot resume; a stream with a [`Journal`] starts again from its first
+    /// record on every open and can. While nothing new has arrived, a stream may yield
+    /// `Err(WouldBlock)`: the run hands what it has read to the chains, commits on schedule
+    /// and asks again.
     Stream {
         name: String,
         records: StreamRecords,
+        journal: Option<Journal>,
     },
+}
+
+/// What makes a [`Source::Stream`] resumable: it keeps every record it hands over (a journal)
+/// and replays them from the first on every open.
+#[derive(Clone)]
+pub struct Journal {
+    /// Makes every record handed over so far durable; the run calls it before each checkpoint,
+    /// so a checkpoint never covers records the journal could lose.
+    pub sync: std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
 }
 
 /// The receiving end of a [`Source::Stream`], taken once by the run.
@@ -131,7 +150,7 @@ pub fn open(source: &Source) -> Result<Records, SourceError> {
                 truth: BufWriter::new(truth_file),
             }))
         }
-        Source::Stream { name, records } => records
+        Source::Stream { name, records, .. } => records
             .0
             .lock()
             .expect("not poisoned")

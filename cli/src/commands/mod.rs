@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bridge;
 pub mod run;
 pub mod score;
 pub mod transform;

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use stockstream_bridge::BridgeConfig;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{Source, Speed};
 use stockstream_runner::WasmLocator;
+
+use super::bridge::KafkaArgs;
 
 /// The sample data the README's main job runs on.
 const DEFAULT_INPUT: &str = "data/stock_data.csv";
@@ -32,6 +35,22 @@ pub struct RunArgs {
     /// [default: max for files, 1 for --synthetic].
     #[arg(long, value_name = "X|max")]
     speed: Option<Speed>,
+    /// Symbol for CSV files without a symbol column.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Read ticks from a Kafka topic through the bridge instead of a file (see the Kafka
+    /// options); the run resumes where it stopped, with exactly-once outputs.
+    #[arg(long, conflicts_with_all = ["input", "synthetic"])]
+    kafka: bool,
+    #[command(flatten)]
+    kafka_args: KafkaArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+/// Settings of the embedded pipeline, shared by `run` and `bridge --to pipeline`.
+#[derive(Args)]
+pub struct PipelineArgs {
     /// Root of the outputs: streaming_data/enriched, streaming_data/bars_5m, anomalies,
     /// dead_letter and the checkpoint.
     #[arg(long, default_value = "outputs", value_name = "DIR")]
@@ -45,9 +64,6 @@ pub struct RunArgs {
     /// Directory holding the built .wasm modules (default: the workspace's build output).
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
-    /// Symbol for CSV files without a symbol column.
-    #[arg(long)]
-    symbol: Option<String>,
     /// Records per call into the chains (an SPU batch).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
@@ -57,6 +73,13 @@ pub struct RunArgs {
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
     commit_interval: Duration,
+}
+
+/// Where a pipeline's ticks come from.
+pub enum PipelineInput {
+    Source(Source),
+    /// A Kafka topic, through the bridge's journal.
+    Kafka(BridgeConfig),
 }
 
 /// Settings of the synthetic source (with --synthetic).
@@ -156,20 +179,70 @@ fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.kafka || !args.kafka_args.any(),
+        "the Kafka options (--bootstrap, --topic, --group, ...) need --kafka"
+    );
     let workspace = workspace();
     let speed = args.speed.unwrap_or(if args.synthetic {
         Speed::Factor(1.0)
     } else {
         Speed::Max
     });
-    let source = if args.synthetic {
-        args.generator.source(&args.outputs)?
+    let input = if args.kafka {
+        PipelineInput::Kafka(args.kafka_args.config())
+    } else if args.synthetic {
+        PipelineInput::Source(args.generator.source(&args.pipeline.outputs)?)
     } else {
-        Source::File {
+        PipelineInput::Source(Source::File {
             path: args
                 .input
                 .unwrap_or_else(|| default_path(DEFAULT_INPUT, workspace.as_deref())),
             symbol: args.symbol,
+        })
+    };
+    run_pipeline(input, speed, args.pipeline)
+}
+
+/// Which signal asked a run to stop, for its exit status.
+pub struct StopSignal(Arc<AtomicUsize>);
+
+impl StopSignal {
+    /// 128 + the signal, as shells report a process ended by one.
+    pub fn exit_code(&self) -> ExitCode {
+        let sig = self.0.load(Ordering::Relaxed);
+        ExitCode::from(u8::try_from(128 + sig).unwrap_or(130))
+    }
+}
+
+/// Ctrl-C / SIGTERM set the returned flag: stop reading, commit what was read, exit. A second
+/// one exits at once (the last commit stands; the next run resumes from it).
+pub fn install_stop_signals() -> anyhow::Result<(Arc<AtomicBool>, StopSignal)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register_usize(sig, signal.clone(), sig as usize)
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    Ok((stop, StopSignal(signal)))
+}
+
+/// Runs the embedded pipeline over `input` until it ends or a signal stops it.
+pub fn run_pipeline(
+    input: PipelineInput,
+    speed: Speed,
+    args: PipelineArgs,
+) -> anyhow::Result<ExitCode> {
+    let workspace = workspace();
+    let (stop, signal) = install_stop_signals()?;
+    let (source, feed) = match input {
+        PipelineInput::Source(source) => (source, None),
+        PipelineInput::Kafka(config) => {
+            let (source, feed) = stockstream_bridge::pipeline::open(&config, &args.outputs, &stop)?;
+            (source, Some(feed))
         }
     };
     let transforms_dir = args
@@ -185,18 +258,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // INTEGRATION POINT (dashboard): start the server here and pass its feed as
         // `config.dashboard = Some(feed)` (see stockstream_pipeline::dashboard).
         eprintln!("run: the dashboard arrives with its own issue; running without it (--no-dashboard silences this)");
-    }
-
-    // Ctrl-C / SIGTERM: stop reading, commit what was read, exit. A second Ctrl-C exits at
-    // once (the last commit stands; the next run resumes from it).
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())
-            .context("installing the signal handler")?;
-        signal_hook::flag::register_usize(sig, signal.clone(), sig as usize)
-            .context("installing the signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
 
     let terminal = std::io::stderr().is_terminal();
@@ -229,6 +290,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             Event::Committed { offset, files } => {
                 tracing::info!(offset, files, "committed");
+                if let Some(feed) = &feed {
+                    // Not fatal: the journal says where to go on; the next commit of offsets
+                    // covers these too.
+                    if let Err(e) = feed.committed(offset) {
+                        tracing::warn!("bridge: committing Kafka offsets failed: {e}");
+                    }
+                }
                 Ok(())
             }
             Event::Progress(progress) if terminal => {
@@ -254,13 +322,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if progress_shown {
         eprint!("\r\x1b[2K");
     }
+    if let Some(feed) = &feed {
+        eprintln!("{}", feed.summary());
+    }
     let report = report?;
     eprintln!("{}", report.summary(&config.outputs));
     Ok(match report.outcome {
         Outcome::Finished => ExitCode::SUCCESS,
-        Outcome::Stopped => {
-            let sig = signal.load(Ordering::Relaxed);
-            ExitCode::from(u8::try_from(128 + sig).unwrap_or(130))
-        }
+        Outcome::Stopped => signal.exit_code(),
     })
 }

@@ -67,3 +67,72 @@ pub fn diff_json_lines(got: &str, want: &str, rel: f64) -> Option<String> {
     }
     (!problems.is_empty()).then(|| problems.into_iter().take(20).collect::<Vec<_>>().join("\n"))
 }
+
+/// The reference venv's Python, with pyarrow and pandas (`make test` creates it first).
+pub fn python() -> PathBuf {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: create the reference venv with `bash reference/setup-venv.sh` (`make test` does it first)",
+        python.display()
+    );
+    python
+}
+
+/// Runs a Python check script with `args`; fails the test with its output if it fails.
+pub fn check_with_python(script: &str, args: &[&Path]) -> String {
+    let output = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "python check failed:\n{text}");
+    text
+}
+
+/// Compares two outputs directories: every stream's rows (all partitions, files in name
+/// order) and the dead letters must be identical; part files must cover the input without
+/// overlap.
+pub const SAME_OUTPUTS: &str = r#"
+import sys, glob, json, os, re
+import pyarrow as pa, pyarrow.parquet as pq
+a, b = sys.argv[1], sys.argv[2]
+def files(root, d, ext):
+    return sorted(glob.glob(f"{root}/{d}/**/part-*.{ext}", recursive=True))
+def check_ranges(root, d, ext):
+    by_dir = {}
+    for f in files(root, d, ext):
+        s, e = map(int, re.match(r"part-(\d+)-(\d+)\.", os.path.basename(f)).groups())
+        by_dir.setdefault(os.path.dirname(f), []).append((s, e))
+    for dirname, ranges in by_dir.items():
+        ranges.sort()
+        for (s1, e1), (s2, e2) in zip(ranges, ranges[1:]):
+            assert s1 < e1 <= s2 < e2, f"overlapping commits in {dirname}: {(s1, e1)} {(s2, e2)}"
+    return by_dir
+for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies"]:
+    check_ranges(b, d, "parquet")
+    ta = pa.concat_tables([pq.read_table(f) for f in files(a, d, "parquet")])
+    tb = pa.concat_tables([pq.read_table(f) for f in files(b, d, "parquet")])
+    assert ta.num_rows == tb.num_rows, f"{d}: {ta.num_rows} rows vs {tb.num_rows}"
+    assert ta.equals(tb), f"{d}: rows differ"
+    # The same partitions hold the same rows.
+    pa_ = sorted(os.path.relpath(os.path.dirname(f), a) for f in files(a, d, "parquet"))
+    pb = sorted(os.path.relpath(os.path.dirname(f), b) for f in files(b, d, "parquet"))
+    assert sorted(set(pa_)) == sorted(set(pb)), f"{d}: partitions differ"
+    print(d, ta.num_rows, "identical")
+check_ranges(b, "dead_letter", "jsonl")
+da = [l for f in files(a, "dead_letter", "jsonl") for l in open(f)]
+db = [l for f in files(b, "dead_letter", "jsonl") for l in open(f)]
+assert da == db, "dead letters differ"
+print("dead_letter", len(da), "identical")
+leftovers = [f for f in glob.glob(f"{b}/**/.*", recursive=True) if f.endswith(".tmp")]
+assert not leftovers, leftovers
+cp = json.load(open(f"{b}/_checkpoint.json"))
+assert cp["finished"], cp
+"#;

@@ -65,6 +65,7 @@ pub fn open(config: &PipelineConfig) -> Result<Box<dyn Sink>, SinkError> {
     let source = Source::Stream {
         name: "producer".into(),
         records: StreamRecords::new(Box::new(receiver.into_iter().map(Ok))),
+        journal: None,
     };
     let run_config = RunConfig::new(source, config.outputs.clone(), transforms_dir, wasm);
     let worker = std::thread::spawn(move || {

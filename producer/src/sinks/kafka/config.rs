@@ -19,6 +19,24 @@ pub const DEFAULT_TOPIC: &str = "test_topic";
 /// Prefix of environment variables that carry librdkafka settings.
 pub const ENV_PREFIX: &str = "STOCKSTREAM_KAFKA_";
 
+/// Which client settings are for: the defaults it starts from and what it must have.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRole {
+    /// Named in messages ("must be true for the producer").
+    pub name: &'static str,
+    /// Settings the client gets unless a layer changes them.
+    pub defaults: &'static [(&'static str, &'static str)],
+    /// Settings a layer may not change to anything but the values listed (first = default).
+    pub required: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// The producer's role: idempotent, acknowledged by all replicas.
+pub const PRODUCER: ClientRole = ClientRole {
+    name: "the producer",
+    defaults: DEFAULTS,
+    required: REQUIRED,
+};
+
 /// Settings every producer gets unless a layer changes them.
 const DEFAULTS: &[(&str, &str)] = &[
     ("client.id", "stockstream-producer"),
@@ -81,15 +99,26 @@ impl KafkaConfig {
             .collect()
     }
 
-    /// The effective settings, or every problem found (none of which shows a secret value).
+    /// The producer's effective settings, or every problem found (none of which shows a
+    /// secret value).
     pub fn settings(&self) -> Result<KafkaSettings, Vec<String>> {
+        self.settings_for(&PRODUCER, &[])
+    }
+
+    /// The effective settings of a client in `role`: its defaults, the file, the environment,
+    /// `--bootstrap`, then `flags` (flag name, key, value); or every problem found.
+    pub fn settings_for(
+        &self,
+        role: &ClientRole,
+        flags: &[(&'static str, &str, &str)],
+    ) -> Result<KafkaSettings, Vec<String>> {
         let mut settings = KafkaSettings::default();
         let mut errors = Vec::new();
-        for (key, value) in DEFAULTS {
+        for (key, value) in role.defaults {
             settings.set(key, value, Origin::Default);
         }
         settings.set("bootstrap.servers", DEFAULT_BOOTSTRAP, Origin::Default);
-        for (key, value) in REQUIRED {
+        for (key, value) in role.required {
             settings.set(key, value[0], Origin::Default);
         }
         if let Some(path) = &self.config_file {
@@ -121,12 +150,15 @@ impl KafkaConfig {
         if let Some(bootstrap) = &self.bootstrap {
             settings.set("bootstrap.servers", bootstrap, Origin::Flag("--bootstrap"));
         }
-        for (key, allowed) in REQUIRED {
+        for (flag, key, value) in flags {
+            settings.set(key, value, Origin::Flag(flag));
+        }
+        for (key, allowed) in role.required {
             let setting = &settings.entries[*key];
             if !allowed.contains(&setting.value.trim().to_ascii_lowercase().as_str()) {
                 errors.push(format!(
-                    "{key} must be {} for the producer (idempotent, acknowledged by all replicas); {} sets it to {:?}",
-                    allowed[0], setting.origin, setting.value
+                    "{key} must be {} for {}; {} sets it to {:?}",
+                    allowed[0], role.name, setting.origin, setting.value
                 ));
             }
         }
@@ -238,6 +270,20 @@ impl KafkaSettings {
                 origin,
             },
         );
+    }
+
+    /// The same settings without `keys` (for a client of another role: a consumer's
+    /// `group.id` means nothing to a producer).
+    pub fn without(&self, keys: &[&str]) -> Self {
+        let mut entries = self.entries.clone();
+        entries.retain(|k, _| !keys.contains(&k.as_str()));
+        Self { entries }
+    }
+
+    /// Sets `key` for this client only (a client.id of its own, say).
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.set(key, value, Origin::Default);
+        self
     }
 
     /// A setting's value (secret or not: for building the client, not for showing).

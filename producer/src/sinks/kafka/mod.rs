@@ -6,11 +6,11 @@ mod config;
 mod sink;
 
 pub use config::{
-    is_secret, KafkaConfig, KafkaSettings, Origin, DEFAULT_BOOTSTRAP, DEFAULT_TOPIC, ENV_PREFIX,
-    REDACTED,
+    is_secret, ClientRole, KafkaConfig, KafkaSettings, Origin, DEFAULT_BOOTSTRAP, DEFAULT_TOPIC,
+    ENV_PREFIX, PRODUCER, REDACTED,
 };
 #[cfg(feature = "kafka")]
-pub use sink::KafkaSink;
+pub use sink::{ClientLog, KafkaSink};
 
 use super::{Sink, SinkError};
 

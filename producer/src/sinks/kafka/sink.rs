@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::KafkaSettings;
@@ -21,18 +22,35 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a send waits for room in librdkafka's queue before giving up.
 const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Counts deliveries and forwards librdkafka's own logs to tracing, with secrets scrubbed.
-struct Context {
+/// librdkafka's own logs and client errors, to tracing with secrets scrubbed; a client error
+/// that repeats (librdkafka repeats them while a broker is down) is shown once, then at debug.
+/// Shared by every rdkafka client of the project.
+pub struct ClientLog {
     settings: KafkaSettings,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
-    /// Client errors already shown (librdkafka repeats them while a broker is down).
-    errors_seen: Mutex<HashSet<String>>,
+    errors: AtomicU64,
+    seen: Mutex<HashSet<String>>,
 }
 
-impl ClientContext for Context {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+impl ClientLog {
+    pub fn new(settings: KafkaSettings) -> Self {
+        Self {
+            settings,
+            errors: AtomicU64::new(0),
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The settings, for scrubbing messages.
+    pub fn settings(&self) -> &KafkaSettings {
+        &self.settings
+    }
+
+    /// Client errors reported so far.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let message = self.settings.scrub(log_message);
         match level {
             RDKafkaLogLevel::Emerg
@@ -47,10 +65,11 @@ impl ClientContext for Context {
         }
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
+    pub fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         let message = self.settings.scrub(&format!("{error}: {reason}"));
         let new = self
-            .errors_seen
+            .seen
             .lock()
             .expect("not poisoned")
             .insert(message.clone());
@@ -59,6 +78,24 @@ impl ClientContext for Context {
         } else {
             tracing::debug!(target: "librdkafka", "{message}");
         }
+    }
+}
+
+/// Counts deliveries and forwards librdkafka's own logs to tracing, with secrets scrubbed.
+struct Context {
+    log: ClientLog,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
     }
 }
 
@@ -73,7 +110,7 @@ impl ProducerContext for Context {
             Err((error, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 let mut first = self.first_failure.lock().expect("not poisoned");
-                first.get_or_insert_with(|| self.settings.scrub(&error.to_string()));
+                first.get_or_insert_with(|| self.log.settings().scrub(&error.to_string()));
             }
         }
     }
@@ -96,11 +133,10 @@ impl KafkaSink {
         }
         let bootstrap = settings.get("bootstrap.servers").unwrap_or("").to_owned();
         let context = Context {
-            settings: settings.clone(),
+            log: ClientLog::new(settings.clone()),
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             first_failure: Mutex::new(None),
-            errors_seen: Mutex::new(HashSet::new()),
         };
         let producer: ThreadedProducer<Context> =
             client
@@ -158,10 +194,54 @@ impl Sink for KafkaSink {
     }
 
     fn send(&mut self, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        self.send_message(Some(key), Some(record), &[])
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .map_err(|e| SinkError::Delivery {
+                sink: NAME,
+                message: format!(
+                    "{} record(s) still undelivered after {} s: {e}",
+                    self.producer.in_flight_count(),
+                    FLUSH_TIMEOUT.as_secs()
+                ),
+                retryable: true,
+            })?;
+        self.check_deliveries()
+    }
+}
+
+impl KafkaSink {
+    /// Queues one message of any shape (no key, no value, headers): what a dead-letter
+    /// topic takes. Waits for room when librdkafka's queue is full.
+    pub fn send_message(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), SinkError> {
         self.check_deliveries()?;
         let mut waited_since = None;
         loop {
-            let message = BaseRecord::to(&self.topic).key(key).payload(record);
+            let mut message = BaseRecord::<[u8], [u8]>::to(&self.topic);
+            if let Some(key) = key {
+                message = message.key(key);
+            }
+            if let Some(value) = value {
+                message = message.payload(value);
+            }
+            if !headers.is_empty() {
+                let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+                for (name, value) in headers {
+                    owned = owned.insert(Header {
+                        key: name,
+                        value: Some(*value),
+                    });
+                }
+                message = message.headers(owned);
+            }
             match self.producer.send(message) {
                 Ok(()) => {
                     self.sent += 1;
@@ -189,27 +269,13 @@ impl Sink for KafkaSink {
                         message: self
                             .producer
                             .context()
-                            .settings
+                            .log
+                            .settings()
                             .scrub(&format!("cannot queue a record: {error}")),
                         retryable: false,
                     })
                 }
             }
         }
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| SinkError::Delivery {
-                sink: NAME,
-                message: format!(
-                    "{} record(s) still undelivered after {} s: {e}",
-                    self.producer.in_flight_count(),
-                    FLUSH_TIMEOUT.as_secs()
-                ),
-                retryable: true,
-            })?;
-        self.check_deliveries()
     }
 }
