@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use stockstream_bridge::BridgeConfig;
+use stockstream_dashboard::{Dashboard, DashboardConfig, RunCounts};
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{Source, Speed};
 use stockstream_runner::WasmLocator;
@@ -20,6 +21,7 @@ use super::bridge::KafkaArgs;
 /// The sample data the README's main job runs on.
 const DEFAULT_INPUT: &str = "data/stock_data.csv";
 const DEFAULT_TRANSFORMS: &str = "transforms";
+const DEFAULT_DASHBOARD: &str = "dashboard/dist";
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -58,6 +60,19 @@ pub struct PipelineArgs {
     /// Do not serve the dashboard.
     #[arg(long)]
     no_dashboard: bool,
+    /// Address of the dashboard (loopback unless you choose otherwise).
+    #[arg(long, default_value = stockstream_dashboard::DEFAULT_LISTEN, value_name = "ADDR:PORT", help_heading = "Dashboard")]
+    listen: std::net::SocketAddr,
+    /// Require this bearer token (or `?token=`) for the dashboard's API and WebSocket
+    /// [default: $STOCKSTREAM_DASHBOARD_TOKEN; none].
+    #[arg(long, value_name = "TOKEN", help_heading = "Dashboard")]
+    token: Option<String>,
+    /// An origin besides the dashboard's own that may open its WebSocket (repeatable).
+    #[arg(long, value_name = "ORIGIN", help_heading = "Dashboard")]
+    allow_origin: Vec<String>,
+    /// Directory of the built front end [default: dashboard/dist].
+    #[arg(long, value_name = "DIR", help_heading = "Dashboard")]
+    dashboard_dir: Option<PathBuf>,
     /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
@@ -254,11 +269,29 @@ pub fn run_pipeline(
     config.batch_size = args.batch_size as usize;
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
-    if !args.no_dashboard {
-        // INTEGRATION POINT (dashboard): start the server here and pass its feed as
-        // `config.dashboard = Some(feed)` (see stockstream_pipeline::dashboard).
-        eprintln!("run: the dashboard arrives with its own issue; running without it (--no-dashboard silences this)");
-    }
+    let dashboard = if args.no_dashboard {
+        None
+    } else {
+        let mut settings = DashboardConfig::new(
+            args.dashboard_dir
+                .unwrap_or_else(|| default_path(DEFAULT_DASHBOARD, workspace.as_deref())),
+        );
+        settings.listen = args.listen;
+        settings.token = args
+            .token
+            .or_else(|| std::env::var(stockstream_dashboard::TOKEN_ENV).ok())
+            .filter(|t| !t.is_empty());
+        settings.allowed_origins = args.allow_origin;
+        let with_token = settings.token.is_some();
+        let dashboard = Dashboard::start(settings)?;
+        config.dashboard = Some(dashboard.feed());
+        eprintln!(
+            "run: dashboard at http://{}/{}",
+            dashboard.addr(),
+            if with_token { "?token=..." } else { "" }
+        );
+        Some(dashboard)
+    };
 
     let terminal = std::io::stderr().is_terminal();
     let mut progress_shown = false;
@@ -299,9 +332,19 @@ pub fn run_pipeline(
                 }
                 Ok(())
             }
-            Event::Progress(progress) if terminal => {
-                progress_shown = true;
+            Event::Progress(progress) if dashboard.is_some() || terminal => {
                 let c = &progress.counts;
+                if let Some(dashboard) = &dashboard {
+                    dashboard.hub().set_run_counts(RunCounts {
+                        records: c.records_in,
+                        invalid: c.invalid_total(),
+                        late: c.late,
+                    });
+                }
+                if !terminal {
+                    return;
+                }
+                progress_shown = true;
                 let (records, elapsed) = last_progress;
                 last_progress = (progress.records_this_run, progress.elapsed);
                 write!(
@@ -327,6 +370,22 @@ pub fn run_pipeline(
     }
     let report = report?;
     eprintln!("{}", report.summary(&config.outputs));
+    if let (Some(dashboard), Outcome::Finished) = (&dashboard, report.outcome) {
+        let c = &report.counts;
+        dashboard.hub().set_run_counts(RunCounts {
+            records: c.records_in,
+            invalid: c.invalid_total(),
+            late: c.late,
+        });
+        eprintln!(
+            "run: the input is done; the dashboard stays at http://{} until Ctrl-C",
+            dashboard.addr()
+        );
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     Ok(match report.outcome {
         Outcome::Finished => ExitCode::SUCCESS,
         Outcome::Stopped => signal.exit_code(),

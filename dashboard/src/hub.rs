@@ -1,0 +1,687 @@
+//! What the dashboard knows: recent ticks and bars per symbol, recent anomalies, and the
+//! figures of the run, kept in memory; and the broadcast of what is new.
+//!
+//! Every batch of derived records becomes one [`Update`], serialised once per symbol, applied to
+//! the state and broadcast under one lock with a sequence number, so a client that takes a
+//! snapshot and then reads updates neither misses nor repeats anything (it skips updates at or
+//! below the snapshot's sequence).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stockstream_pipeline::dashboard::DerivedBatch;
+use stockstream_pipeline::outputs::{parse_rows, BarRow, Rows, TickRow};
+use stockstream_pipeline::Stream;
+use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
+
+/// How much is kept in memory (and so what a snapshot holds).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Recent enriched ticks per symbol.
+    pub ticks_per_symbol: usize,
+    /// Recent bars per symbol.
+    pub bars_per_symbol: usize,
+    /// Recent anomalies, all symbols.
+    pub anomalies: usize,
+    /// Updates a client may fall behind before it gets a fresh snapshot instead.
+    pub client_backlog: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            ticks_per_symbol: 2_000,
+            bars_per_symbol: 500,
+            anomalies: 1_000,
+            client_backlog: 1_024,
+        }
+    }
+}
+
+/// A tick as the front end draws it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickPoint {
+    pub ts: i64,
+    pub price: f64,
+    pub sma: Option<f64>,
+    pub vwap: Option<f64>,
+    pub z: Option<f64>,
+    pub anomaly: bool,
+}
+
+/// A flagged tick, for the feed and `/api/history/anomalies`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyRow {
+    pub symbol: Arc<str>,
+    pub ts: i64,
+    pub price: f64,
+    pub z: Option<f64>,
+    pub sma: Option<f64>,
+    pub vwap: Option<f64>,
+}
+
+/// A bar, for `/api/history/bars`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bar {
+    pub symbol: Arc<str>,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: i64,
+    pub vwap: Option<f64>,
+    pub mean: f64,
+    pub std: Option<f64>,
+    pub count: i64,
+}
+
+impl Bar {
+    fn from_row(symbol: Arc<str>, row: &BarRow) -> Self {
+        Self {
+            symbol,
+            window_start: row.window_start,
+            window_end: row.window_end,
+            open: row.open,
+            high: row.high,
+            low: row.low,
+            close: row.close,
+            volume: row.volume,
+            vwap: row.vwap,
+            mean: row.mean,
+            std: row.std,
+            count: row.count,
+        }
+    }
+}
+
+#[derive(Default)]
+struct SymbolState {
+    ticks: VecDeque<TickPoint>,
+    bars: VecDeque<Bar>,
+}
+
+/// What one batch of derived records added, serialised once for every client.
+#[derive(Debug)]
+pub struct Update {
+    pub seq: u64,
+    /// When the batch reached the dashboard (push latency is measured from here).
+    pub received: Instant,
+    /// Every symbol seen, when this update brought new ones.
+    pub symbols: Option<Vec<Arc<str>>>,
+    /// Per symbol, tick rows as JSON array elements joined by commas.
+    pub ticks: BTreeMap<Arc<str>, String>,
+    /// Per symbol, bar rows as JSON array elements joined by commas.
+    pub bars: BTreeMap<Arc<str>, String>,
+    /// Anomalies as JSON objects, with their symbol.
+    pub anomalies: Vec<(Arc<str>, String)>,
+}
+
+/// Which symbols a client follows.
+pub type Subscription = std::collections::BTreeSet<Arc<str>>;
+
+impl Update {
+    /// The `update` message for a client following `subscription`, if anything is for it.
+    pub fn render(&self, subscription: &Subscription) -> Option<String> {
+        let ticks: Vec<_> = self
+            .ticks
+            .iter()
+            .filter(|(s, _)| subscription.contains(*s))
+            .collect();
+        let bars: Vec<_> = self
+            .bars
+            .iter()
+            .filter(|(s, _)| subscription.contains(*s))
+            .collect();
+        let anomalies: Vec<&String> = self
+            .anomalies
+            .iter()
+            .filter(|(s, _)| subscription.contains(s))
+            .map(|(_, a)| a)
+            .collect();
+        if self.symbols.is_none() && ticks.is_empty() && bars.is_empty() && anomalies.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(
+            64 + ticks.iter().map(|(_, t)| t.len() + 16).sum::<usize>()
+                + bars.iter().map(|(_, b)| b.len() + 16).sum::<usize>()
+                + anomalies.iter().map(|a| a.len() + 1).sum::<usize>(),
+        );
+        out.push_str(r#"{"type":"update""#);
+        if let Some(symbols) = &self.symbols {
+            out.push_str(r#","symbols":"#);
+            out.push_str(&serde_json::to_string(symbols).expect("strings serialise"));
+        }
+        write_series(&mut out, "ticks", ticks);
+        write_series(&mut out, "bars", bars);
+        out.push_str(r#","anomalies":["#);
+        for (i, anomaly) in anomalies.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(anomaly);
+        }
+        out.push_str("]}");
+        Some(out)
+    }
+}
+
+fn write_series(out: &mut String, name: &str, series: Vec<(&Arc<str>, &String)>) {
+    let _ = write!(out, r#","{name}":{{"#);
+    for (i, (symbol, rows)) in series.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(&**symbol).expect("strings serialise"));
+        out.push_str(":[");
+        out.push_str(rows);
+        out.push(']');
+    }
+    out.push('}');
+}
+
+fn opt(value: Option<f64>) -> String {
+    match value {
+        // Debug keeps the `.0` of whole numbers, as the chains' JSON does.
+        Some(v) if v.is_finite() => format!("{v:?}"),
+        _ => "null".into(),
+    }
+}
+
+fn tick_json(point: &TickPoint) -> String {
+    format!(
+        "[{},{:?},{},{},{},{}]",
+        point.ts,
+        point.price,
+        opt(point.sma),
+        opt(point.vwap),
+        opt(point.z),
+        point.anomaly
+    )
+}
+
+fn bar_json(bar: &Bar) -> String {
+    format!(
+        "[{},{:?},{:?},{:?},{:?},{}]",
+        bar.window_start, bar.open, bar.high, bar.low, bar.close, bar.volume
+    )
+}
+
+fn anomaly_json(row: &AnomalyRow) -> String {
+    serde_json::to_string(row).expect("rows serialise")
+}
+
+/// Figures of the run that derived records do not carry (the host counts them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunCounts {
+    pub records: u64,
+    pub invalid: u64,
+    pub late: u64,
+}
+
+#[derive(Default)]
+struct Rates {
+    /// (second, ticks, anomalies), newest last, one minute at most.
+    seconds: VecDeque<(u64, u64, u64)>,
+}
+
+impl Rates {
+    fn add(&mut self, now: u64, ticks: u64, anomalies: u64) {
+        match self.seconds.back_mut() {
+            Some((second, t, a)) if *second == now => {
+                *t += ticks;
+                *a += anomalies;
+            }
+            _ => self.seconds.push_back((now, ticks, anomalies)),
+        }
+        while self.seconds.front().is_some_and(|(s, _, _)| *s + 60 <= now) {
+            self.seconds.pop_front();
+        }
+    }
+
+    /// Ticks per second over the last full seconds (up to 5), anomalies over the last minute.
+    fn figures(&self, now: u64) -> (f64, f64) {
+        let span = 5u64;
+        let ticks: u64 = self
+            .seconds
+            .iter()
+            .filter(|(s, _, _)| *s < now && *s + span >= now)
+            .map(|(_, t, _)| t)
+            .sum();
+        let anomalies: u64 = self
+            .seconds
+            .iter()
+            .filter(|(s, _, _)| *s + 60 >= now)
+            .map(|(_, _, a)| a)
+            .sum();
+        (ticks as f64 / span as f64, anomalies as f64)
+    }
+}
+
+struct State {
+    seq: u64,
+    symbols: BTreeMap<Arc<str>, SymbolState>,
+    anomalies: VecDeque<AnomalyRow>,
+    rates: Rates,
+    ticks_total: u64,
+    anomalies_total: u64,
+    late_seen: u64,
+    run: RunCounts,
+}
+
+/// The dashboard's shared state.
+pub struct Hub {
+    state: Mutex<State>,
+    updates: broadcast::Sender<Arc<Update>>,
+    retention: Retention,
+    started: Instant,
+    pub metrics: Metrics,
+    clients: AtomicU64,
+}
+
+/// The KPIs the header shows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Kpi {
+    pub ticks_per_s: f64,
+    pub anomalies_per_min: f64,
+    pub records: u64,
+    pub ticks: u64,
+    pub late: u64,
+    pub invalid: u64,
+    pub anomalies: u64,
+    pub clients: u64,
+}
+
+impl Hub {
+    pub fn new(retention: Retention) -> Arc<Self> {
+        let (updates, _) = broadcast::channel(retention.client_backlog.max(1));
+        Arc::new(Self {
+            state: Mutex::new(State {
+                seq: 0,
+                symbols: BTreeMap::new(),
+                anomalies: VecDeque::new(),
+                rates: Rates::default(),
+                ticks_total: 0,
+                anomalies_total: 0,
+                late_seen: 0,
+                run: RunCounts::default(),
+            }),
+            updates,
+            retention,
+            started: Instant::now(),
+            metrics: Metrics::default(),
+            clients: AtomicU64::new(0),
+        })
+    }
+
+    /// A receiver of every update from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Update>> {
+        self.updates.subscribe()
+    }
+
+    pub fn client_connected(&self) -> ClientGuard<'_> {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        ClientGuard(self)
+    }
+
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    fn second(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Takes in one batch of derived records (JSON, as the chains wrote them).
+    pub fn ingest(&self, batch: &DerivedBatch) {
+        let received = Instant::now();
+        let rows = match parse_rows(batch.stream, batch.records.iter().map(Vec::as_slice)) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(
+                    "dashboard: a {} batch is unreadable: {e}",
+                    batch.stream.name()
+                );
+                return;
+            }
+        };
+        self.ingest_rows(batch.stream, &rows, received);
+    }
+
+    /// Takes in rows of `stream` (also used to seed history from outputs/).
+    pub fn ingest_rows(&self, stream: Stream, rows: &Rows, received: Instant) {
+        let mut state = self.state.lock().expect("not poisoned");
+        let state = &mut *state;
+        let mut update = Update {
+            seq: 0,
+            received,
+            symbols: None,
+            ticks: BTreeMap::new(),
+            bars: BTreeMap::new(),
+            anomalies: Vec::new(),
+        };
+        let mut new_symbol = false;
+        let mut symbol_key = |symbols: &mut BTreeMap<Arc<str>, SymbolState>, name: &str| {
+            if let Some((key, _)) = symbols.get_key_value(name) {
+                key.clone()
+            } else {
+                let key: Arc<str> = Arc::from(name);
+                symbols.insert(key.clone(), SymbolState::default());
+                new_symbol = true;
+                key
+            }
+        };
+        let (mut ticks, mut anomalies) = (0u64, 0u64);
+        match (stream, rows) {
+            (Stream::Enriched, Rows::Ticks(rows)) => {
+                for row in rows {
+                    let key = symbol_key(&mut state.symbols, &row.symbol);
+                    let point = point(row);
+                    let entry = state.symbols.get_mut(&key).expect("inserted");
+                    push_bounded(&mut entry.ticks, point, self.retention.ticks_per_symbol);
+                    let text = update.ticks.entry(key).or_default();
+                    if !text.is_empty() {
+                        text.push(',');
+                    }
+                    text.push_str(&tick_json(&point));
+                    ticks += 1;
+                    if row.late {
+                        state.late_seen += 1;
+                    }
+                }
+            }
+            (Stream::Anomalies, Rows::Ticks(rows)) => {
+                for row in rows {
+                    let key = symbol_key(&mut state.symbols, &row.symbol);
+                    let anomaly = AnomalyRow {
+                        symbol: key.clone(),
+                        ts: row.ts,
+                        price: row.price,
+                        z: row.z,
+                        sma: row.sma,
+                        vwap: row.vwap,
+                    };
+                    update.anomalies.push((key, anomaly_json(&anomaly)));
+                    push_bounded(&mut state.anomalies, anomaly, self.retention.anomalies);
+                    anomalies += 1;
+                }
+            }
+            (Stream::Bars, Rows::Bars(rows)) => {
+                for row in rows {
+                    let key = symbol_key(&mut state.symbols, &row.symbol);
+                    let bar = Bar::from_row(key.clone(), row);
+                    let text = update.bars.entry(key.clone()).or_default();
+                    if !text.is_empty() {
+                        text.push(',');
+                    }
+                    text.push_str(&bar_json(&bar));
+                    let entry = state.symbols.get_mut(&key).expect("inserted");
+                    push_bounded(&mut entry.bars, bar, self.retention.bars_per_symbol);
+                }
+            }
+            _ => return,
+        }
+        state.ticks_total += ticks;
+        state.anomalies_total += anomalies;
+        state.rates.add(self.second(), ticks, anomalies);
+        if new_symbol {
+            update.symbols = Some(state.symbols.keys().cloned().collect());
+        }
+        state.seq += 1;
+        update.seq = state.seq;
+        // No receivers is fine: nobody is watching.
+        let _ = self.updates.send(Arc::new(update));
+    }
+
+    /// Figures the host counts (input records, invalid and late ticks).
+    pub fn set_run_counts(&self, counts: RunCounts) {
+        self.state.lock().expect("not poisoned").run = counts;
+    }
+
+    pub fn kpi(&self) -> Kpi {
+        let state = self.state.lock().expect("not poisoned");
+        let (ticks_per_s, anomalies_per_min) = state.rates.figures(self.second());
+        Kpi {
+            ticks_per_s,
+            anomalies_per_min,
+            records: state.run.records.max(state.ticks_total),
+            ticks: state.ticks_total,
+            late: state.run.late.max(state.late_seen),
+            invalid: state.run.invalid,
+            anomalies: state.anomalies_total,
+            clients: self.clients(),
+        }
+    }
+
+    pub fn kpi_message(&self) -> String {
+        format!(
+            r#"{{"type":"kpi","kpi":{}}}"#,
+            serde_json::to_string(&self.kpi()).expect("serialises")
+        )
+    }
+
+    pub fn symbols(&self) -> Vec<Arc<str>> {
+        let state = self.state.lock().expect("not poisoned");
+        state.symbols.keys().cloned().collect()
+    }
+
+    /// A snapshot for `subscription`, and the sequence it reflects.
+    pub fn snapshot(&self, subscription: &Subscription) -> (u64, String) {
+        let state = self.state.lock().expect("not poisoned");
+        let (ticks_per_s, anomalies_per_min) = state.rates.figures(self.second());
+        let kpi = Kpi {
+            ticks_per_s,
+            anomalies_per_min,
+            records: state.run.records.max(state.ticks_total),
+            ticks: state.ticks_total,
+            late: state.run.late.max(state.late_seen),
+            invalid: state.run.invalid,
+            anomalies: state.anomalies_total,
+            clients: self.clients(),
+        };
+        let symbols: Vec<&Arc<str>> = state.symbols.keys().collect();
+        let mut ticks = Vec::new();
+        let mut bars = Vec::new();
+        for symbol in subscription {
+            if let Some(entry) = state.symbols.get(symbol) {
+                let t: Vec<String> = entry.ticks.iter().map(tick_json).collect();
+                ticks.push((symbol, t.join(",")));
+                let b: Vec<String> = entry.bars.iter().map(bar_json).collect();
+                bars.push((symbol, b.join(",")));
+            }
+        }
+        let mut out = String::from(r#"{"type":"snapshot","symbols":"#);
+        out.push_str(&serde_json::to_string(&symbols).expect("serialises"));
+        write_series(
+            &mut out,
+            "ticks",
+            ticks.iter().map(|(s, t)| (*s, t)).collect(),
+        );
+        write_series(
+            &mut out,
+            "bars",
+            bars.iter().map(|(s, b)| (*s, b)).collect(),
+        );
+        out.push_str(r#","anomalies":["#);
+        let mut first = true;
+        for anomaly in state
+            .anomalies
+            .iter()
+            .filter(|a| subscription.contains(&a.symbol))
+        {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&anomaly_json(anomaly));
+        }
+        out.push_str(r#"],"kpi":"#);
+        out.push_str(&serde_json::to_string(&kpi).expect("serialises"));
+        out.push('}');
+        (state.seq, out)
+    }
+
+    /// The latest `limit` bars of `symbol`, oldest first.
+    pub fn bars(&self, symbol: &str, limit: usize) -> Vec<Bar> {
+        let state = self.state.lock().expect("not poisoned");
+        state.symbols.get(symbol).map_or_else(Vec::new, |entry| {
+            let skip = entry.bars.len().saturating_sub(limit);
+            entry.bars.iter().skip(skip).cloned().collect()
+        })
+    }
+
+    /// The latest `limit` anomalies (of `symbol`, or all), oldest first.
+    pub fn anomalies(&self, symbol: Option<&str>, limit: usize) -> Vec<AnomalyRow> {
+        let state = self.state.lock().expect("not poisoned");
+        let mut rows: Vec<AnomalyRow> = state
+            .anomalies
+            .iter()
+            .rev()
+            .filter(|a| symbol.is_none_or(|s| &*a.symbol == s))
+            .take(limit)
+            .cloned()
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    /// How long the dashboard has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Counts a connected client while it lives.
+pub struct ClientGuard<'a>(&'a Hub);
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn point(row: &TickRow) -> TickPoint {
+    TickPoint {
+        ts: row.ts,
+        price: row.price,
+        sma: row.sma,
+        vwap: row.vwap,
+        z: row.z,
+        anomaly: row.anomaly,
+    }
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, limit: usize) {
+    if queue.len() == limit {
+        queue.pop_front();
+    }
+    queue.push_back(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enriched(symbol: &str, ts: i64, price: f64, anomaly: bool) -> Vec<u8> {
+        format!(
+            r#"{{"symbol":"{symbol}","ts":{ts},"price":{price},"volume":1,"sma":{price},"count":1,"vwap":{price},"prev_mean":null,"prev_std":null,"prev_count":0,"z":null,"anomaly":{anomaly},"late":false}}"#
+        )
+        .into_bytes()
+    }
+
+    fn batch(stream: Stream, records: Vec<Vec<u8>>) -> DerivedBatch {
+        DerivedBatch {
+            stream,
+            first_offset: 0,
+            records,
+        }
+    }
+
+    #[test]
+    fn updates_carry_only_what_a_client_follows_and_snapshots_what_is_kept() {
+        let hub = Hub::new(Retention {
+            ticks_per_symbol: 2,
+            ..Retention::default()
+        });
+        let mut rx = hub.subscribe();
+        hub.ingest(&batch(
+            Stream::Enriched,
+            vec![
+                enriched("AAPL", 1, 10.0, false),
+                enriched("MSFT", 1, 20.0, false),
+                enriched("AAPL", 2, 11.0, false),
+                enriched("AAPL", 3, 12.5, false),
+            ],
+        ));
+        let update = rx.try_recv().unwrap();
+        assert_eq!(update.seq, 1);
+        let aapl: Subscription = [Arc::from("AAPL")].into();
+        let text = update.render(&aapl).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["symbols"], serde_json::json!(["AAPL", "MSFT"]));
+        assert_eq!(json["ticks"]["AAPL"].as_array().unwrap().len(), 3);
+        assert!(json["ticks"].get("MSFT").is_none());
+        assert_eq!(
+            json["ticks"]["AAPL"][2],
+            serde_json::json!([3, 12.5, 12.5, 12.5, null, false])
+        );
+        // The snapshot keeps the last two AAPL ticks, and says which update it reflects.
+        let (seq, snapshot) = hub.snapshot(&aapl);
+        assert_eq!(seq, 1);
+        let json: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+        assert_eq!(json["type"], "snapshot");
+        let ticks = json["ticks"]["AAPL"].as_array().unwrap();
+        assert_eq!(ticks.len(), 2);
+        assert_eq!(ticks[0][0], 2);
+        // A second batch with nothing new for MSFT followers renders nothing for them.
+        hub.ingest(&batch(
+            Stream::Enriched,
+            vec![enriched("AAPL", 4, 13.0, false)],
+        ));
+        let update = rx.try_recv().unwrap();
+        assert!(update.symbols.is_none());
+        assert!(update.render(&[Arc::from("MSFT")].into()).is_none());
+    }
+
+    #[test]
+    fn anomalies_and_bars_reach_history() {
+        let hub = Hub::new(Retention::default());
+        hub.ingest(&batch(
+            Stream::Anomalies,
+            vec![
+                enriched("AAPL", 5, 99.0, true),
+                enriched("IBM", 6, 9.0, true),
+            ],
+        ));
+        hub.ingest(&batch(
+            Stream::Bars,
+            vec![br#"{"symbol":"AAPL","window_start":0,"window_end":300000,"open":1.0,"high":2.0,"low":0.5,"close":1.5,"volume":3,"vwap":1.2,"mean":1.25,"std":null,"count":2}"#.to_vec()],
+        ));
+        assert_eq!(hub.anomalies(None, 10).len(), 2);
+        let aapl = hub.anomalies(Some("AAPL"), 10);
+        assert_eq!(aapl.len(), 1);
+        assert_eq!(aapl[0].price, 99.0);
+        let bars = hub.bars("AAPL", 10);
+        assert_eq!(bars.len(), 1);
+        assert_eq!(bars[0].close, 1.5);
+        assert_eq!(hub.kpi().anomalies, 2);
+    }
+
+    #[test]
+    fn rates_count_the_last_seconds_and_minute() {
+        let mut rates = Rates::default();
+        for second in 0..70 {
+            rates.add(second, 100, 1);
+        }
+        let (per_s, per_min) = rates.figures(70);
+        assert_eq!(per_s, 100.0);
+        assert_eq!(per_min, 60.0);
+    }
+}

@@ -1,0 +1,298 @@
+//! The dashboard server: routes without a socket (`app` called directly), and the WebSocket
+//! on a real port 0: snapshot then live, token and Origin rules, a slow client gets a fresh
+//! snapshot and never stalls the feed (issue 5).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use stockstream_dashboard::hub::{Hub, Retention};
+use stockstream_dashboard::server::{app, AppState};
+use stockstream_dashboard::{Dashboard, DashboardConfig};
+use stockstream_pipeline::dashboard::DerivedBatch;
+use stockstream_pipeline::Stream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+
+fn enriched(symbol: &str, ts: i64, price: f64) -> Vec<u8> {
+    format!(
+        r#"{{"symbol":"{symbol}","ts":{ts},"price":{price},"volume":1,"sma":{price},"count":1,"vwap":{price},"prev_mean":null,"prev_std":null,"prev_count":0,"z":null,"anomaly":false,"late":false}}"#
+    )
+    .into_bytes()
+}
+
+fn batch(stream: Stream, records: Vec<Vec<u8>>) -> Arc<DerivedBatch> {
+    Arc::new(DerivedBatch {
+        stream,
+        first_offset: 0,
+        records,
+    })
+}
+
+fn state(token: Option<&str>, assets: &std::path::Path) -> AppState {
+    AppState {
+        hub: Hub::new(Retention::default()),
+        token: token.map(Arc::from),
+        allowed_origins: Arc::from(Vec::new()),
+        assets: assets.to_owned(),
+    }
+}
+
+async fn get(router: &axum::Router, uri: &str, bearer: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::get(uri);
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn routes_history_metrics_and_the_token() {
+    let assets = tempfile::tempdir().unwrap();
+    let state = state(Some("s3cret"), assets.path());
+    let hub = state.hub.clone();
+    let router = app(state);
+    hub.ingest(&batch(
+        Stream::Enriched,
+        vec![enriched("AAPL", 1_000, 10.0), enriched("MSFT", 2_000, 20.0)],
+    ));
+    hub.ingest(&batch(
+        Stream::Bars,
+        vec![br#"{"symbol":"AAPL","window_start":0,"window_end":300000,"open":1.0,"high":2.0,"low":0.5,"close":1.5,"volume":3,"vwap":1.2,"mean":1.25,"std":null,"count":2}"#.to_vec()],
+    ));
+
+    assert_eq!(
+        get(&router, "/healthz", None).await,
+        (StatusCode::OK, "ok".into())
+    );
+    let (status, body) = get(&router, "/api/symbols", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        get(&router, "/api/symbols", Some("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = get(&router, "/api/symbols", Some("s3cret")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, r#"["AAPL","MSFT"]"#);
+    let (status, body) = get(&router, "/api/history/bars?symbol=AAPL&token=s3cret", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bars: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bars[0]["close"], 1.5);
+    assert_eq!(bars[0]["window_end"], 300000);
+    let (status, _) = get(&router, "/api/history/bars?token=s3cret", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = get(&router, "/api/history/anomalies?limit=x&token=s3cret", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, metrics) = get(&router, "/metrics", Some("s3cret")).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "stockstream_ticks_total 2",
+        "# TYPE stockstream_dashboard_clients gauge",
+        "stockstream_dashboard_clients 0",
+        "stockstream_dashboard_refused_total 2",
+        "stockstream_dashboard_push_latency_seconds_count 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    // No front end built yet: a page that says how to build it.
+    let (status, page) = get(&router, "/", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("dashboard/build.sh"), "{page}");
+    // Built: served as files, with no token needed.
+    std::fs::write(assets.path().join("index.html"), "<!doctype html><p>hello").unwrap();
+    let (status, page) = get(&router, "/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("hello"));
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(
+    dashboard: &Dashboard,
+    query: &str,
+    origin: Option<&str>,
+) -> Result<Socket, String> {
+    let mut request = format!("ws://{}/ws{query}", dashboard.addr())
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+        .map_err(|e| e.to_string())
+}
+
+/// The next message that is not a KPI, as JSON.
+async fn next_data(socket: &mut Socket) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if json["type"] != "kpi" {
+                return json;
+            }
+        }
+    }
+}
+
+fn start(token: Option<&str>, retention: Retention) -> Dashboard {
+    let assets = std::env::temp_dir();
+    let mut config = DashboardConfig::new(assets);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.token = token.map(String::from);
+    config.allowed_origins = vec!["https://ops.example".into()];
+    config.retention = retention;
+    Dashboard::start(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_snapshot_then_live_with_token_and_origin_rules() {
+    let dashboard = start(Some("tok"), Retention::default());
+    let feed = dashboard.feed();
+    feed.send(batch(
+        Stream::Enriched,
+        vec![enriched("AAPL", 1, 10.0), enriched("IBM", 1, 5.0)],
+    ))
+    .unwrap();
+
+    // Token and Origin.
+    let refused = connect(&dashboard, "", None).await.unwrap_err();
+    assert!(refused.contains("401"), "{refused}");
+    let foreign = connect(&dashboard, "?token=tok", Some("http://evil.example"))
+        .await
+        .unwrap_err();
+    assert!(foreign.contains("403"), "{foreign}");
+    let own = format!("http://{}", dashboard.addr());
+    connect(&dashboard, "?token=tok", Some(&own)).await.unwrap();
+    connect(&dashboard, "?token=tok", Some("https://ops.example"))
+        .await
+        .unwrap();
+
+    let mut socket = connect(&dashboard, "?token=tok", Some(&own)).await.unwrap();
+    // Wait until the batch is in (the feed is applied on a thread of its own).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dashboard.hub().symbols().len() < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = next_data(&mut socket).await;
+    assert_eq!(first["type"], "snapshot");
+    socket
+        .send(Message::Text(
+            r#"{"type":"subscribe","symbols":["AAPL"]}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let snapshot = next_data(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["symbols"], serde_json::json!(["AAPL", "IBM"]));
+    assert_eq!(snapshot["ticks"]["AAPL"][0][1], 10.0);
+    assert!(snapshot["ticks"].get("IBM").is_none());
+
+    feed.send(batch(Stream::Enriched, vec![enriched("IBM", 2, 6.0)]))
+        .unwrap();
+    feed.send(batch(
+        Stream::Enriched,
+        vec![enriched("AAPL", 2, 11.0), enriched("NVDA", 2, 7.0)],
+    ))
+    .unwrap();
+    let update = next_data(&mut socket).await;
+    assert_eq!(update["type"], "update", "{update}");
+    assert_eq!(
+        update["ticks"]["AAPL"],
+        serde_json::json!([[2, 11.0, 11.0, 11.0, null, false]])
+    );
+    assert_eq!(
+        update["symbols"],
+        serde_json::json!(["AAPL", "IBM", "NVDA"])
+    );
+    assert!(dashboard.hub().metrics.push_latency.count() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_gets_a_fresh_snapshot_and_never_stalls_the_feed() {
+    let dashboard = start(
+        None,
+        Retention {
+            client_backlog: 4,
+            ..Retention::default()
+        },
+    );
+    let feed = dashboard.feed();
+    let mut slow = connect(&dashboard, "", None).await.unwrap();
+    assert_eq!(next_data(&mut slow).await["type"], "snapshot");
+    slow.send(Message::Text(
+        r#"{"type":"subscribe","symbols":["AAPL"]}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_data(&mut slow).await["type"], "snapshot");
+    // The client reads nothing while 60 large batches go by: far more than the socket buffers
+    // hold, so its sender blocks and it falls behind the broadcast.
+    let fed = Instant::now();
+    for b in 0..60i64 {
+        let records = (0..4000i64)
+            .map(|i| enriched("AAPL", b * 4000 + i + 10, 100.0 + i as f64 / 7.0))
+            .collect();
+        feed.send(batch(Stream::Enriched, records)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dashboard.hub().kpi().ticks < 240_000 {
+        assert!(Instant::now() < deadline, "the feed stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "240,000 ticks taken in {:?} with a stalled client",
+        fed.elapsed()
+    );
+    // Now it reads: a fresh snapshot comes among the updates, ending with the newest tick.
+    let mut got_snapshot = false;
+    let mut newest = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while newest < 60 * 4000 + 9 {
+        assert!(Instant::now() < deadline, "newest {newest}");
+        let message = next_data(&mut slow).await;
+        if message["type"] == "snapshot" {
+            got_snapshot = true;
+        }
+        if let Some(rows) = message["ticks"]["AAPL"].as_array() {
+            if let Some(last) = rows.last() {
+                newest = last[0].as_i64().unwrap();
+            }
+        }
+    }
+    assert!(got_snapshot, "a lagging client must get a snapshot");
+    assert!(
+        dashboard
+            .hub()
+            .metrics
+            .lagged_snapshots
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}
