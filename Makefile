@@ -5,7 +5,7 @@
 WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars
 CARGO ?= cargo
 
-.PHONY: setup setup-test wasm wasm-release build run test lint unit parity bench clean-cache
+.PHONY: setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -20,7 +20,11 @@ wasm: setup
 wasm-release: setup
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_MODULES)
 
-build: wasm
+# The dashboard's front end (Leptos, wasm32-unknown-unknown) into dashboard/dist.
+dashboard: setup
+	@bash dashboard/build.sh
+
+build: wasm dashboard
 	$(CARGO) build --release -p stockstream
 
 # The main job: the embedded pipeline over the sample data, Parquet under outputs/.
@@ -31,14 +35,20 @@ run: build
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(CARGO) fmt --manifest-path dashboard/app/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path dashboard/app/Cargo.toml --release --target wasm32-unknown-unknown -- -D warnings
 
 unit: setup-test wasm wasm-release
 	$(CARGO) test --workspace --release
 
+# The dashboard in headless Chromium against `stockstream run --synthetic`.
+e2e: setup-test build
+	cd dashboard/e2e && npm test
+
 parity: setup-test build
 	scripts/parity.sh
 
-test: setup-test lint unit parity
+test: setup-test lint unit e2e parity
 
 bench: build setup-test
 	@[ -s .cache/es_ticks.jsonl ] || .venv/bin/python reference/prepare_es_ticks.py .cache/es_ticks.jsonl

@@ -2,7 +2,8 @@
 # Installs what the build and the tests need, idempotently: quick when everything is present.
 #   scripts/setup.sh          Rust targets and components (enough to build and run)
 #   scripts/setup.sh --test   also the Python venv for the reference checks (pandas, PySpark)
-#                             and the Apache Kafka jars for the broker the Kafka tests start
+#                             the Apache Kafka jars for the broker the Kafka tests start, and
+#                             Chromium with playwright-core for the dashboard's browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +42,13 @@ if $want_test; then
     apt-get update -qq && apt-get install -y -qq maven >/dev/null
   fi
   scripts/kafka-broker.sh fetch
+  # The dashboard's browser test: Debian's Chromium, driven by playwright-core from npm.
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Chromium for the dashboard's browser test"
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d dashboard/e2e/node_modules/playwright-core ]; then
+    echo "setup: installing playwright-core"
+    (cd dashboard/e2e && npm ci --no-audit --no-fund --silent)
+  fi
 fi

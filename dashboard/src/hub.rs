@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use stockstream_pipeline::dashboard::DerivedBatch;
 use stockstream_pipeline::outputs::{parse_rows, BarRow, Rows, TickRow};
@@ -122,12 +123,29 @@ pub struct Update {
     pub bars: BTreeMap<Arc<str>, String>,
     /// Anomalies as JSON objects, with their symbol.
     pub anomalies: Vec<(Arc<str>, String)>,
+    /// Messages already rendered, by subscription: clients following the same symbols share
+    /// one buffer instead of building a copy each.
+    rendered: Mutex<Vec<(Subscription, Option<Utf8Bytes>)>>,
 }
 
 /// Which symbols a client follows.
 pub type Subscription = std::collections::BTreeSet<Arc<str>>;
 
 impl Update {
+    /// [`render`](Self::render), built once per distinct subscription.
+    pub fn render_shared(&self, subscription: &Subscription) -> Option<Utf8Bytes> {
+        let mut rendered = self.rendered.lock().expect("not poisoned");
+        if let Some((_, message)) = rendered.iter().find(|(s, _)| s == subscription) {
+            return message.clone();
+        }
+        let message = self.render(subscription).map(Utf8Bytes::from);
+        // Bounded: past a few distinct watchlists per update, render without keeping.
+        if rendered.len() < 64 {
+            rendered.push((subscription.clone(), message.clone()));
+        }
+        message
+    }
+
     /// The `update` message for a client following `subscription`, if anything is for it.
     pub fn render(&self, subscription: &Subscription) -> Option<String> {
         let ticks: Vec<_> = self
@@ -366,6 +384,7 @@ impl Hub {
             ticks: BTreeMap::new(),
             bars: BTreeMap::new(),
             anomalies: Vec::new(),
+            rendered: Mutex::new(Vec::new()),
         };
         let mut new_symbol = false;
         let mut symbol_key = |symbols: &mut BTreeMap<Arc<str>, SymbolState>, name: &str| {

@@ -196,8 +196,8 @@ async fn client(socket: WebSocket, hub: Arc<Hub>) {
                         continue;
                     }
                     seen = update.seq;
-                    if let Some(text) = update.render(&subscription) {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
+                    if let Some(text) = update.render_shared(&subscription) {
+                        if sink.send(Message::Text(text)).await.is_err() {
                             break;
                         }
                         hub.metrics.messages.fetch_add(1, Ordering::Relaxed);

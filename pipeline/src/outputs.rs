@@ -51,7 +51,7 @@ impl Stream {
         self as usize
     }
 
-    fn is_bars(self) -> bool {
+    pub fn is_bars(self) -> bool {
         self == Stream::Bars
     }
 }

@@ -19,7 +19,7 @@ use parquet::record::RowAccessor;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
-use crate::outputs::{BarRow, Rows, TickRow};
+use crate::outputs::{BarRow, Rows, Stream, TickRow};
 
 const TICK_SCHEMA: &str = "
 message enriched_tick {
@@ -212,6 +212,95 @@ pub fn read_symbol_ts(path: &Path) -> anyhow::Result<Vec<(Box<str>, i64)>> {
     Ok(out)
 }
 
+/// Every row of a file of `stream` written by [`write_rows`], in file order (for readers
+/// of the outputs, such as the dashboard's history; not a hot path).
+pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
+    use parquet::record::Field;
+    let reader = SerializedFileReader::new(File::open(path)?)?;
+    let names: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    let index = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| anyhow::anyhow!("{}: no `{name}` column", path.display()))
+    };
+    let mut ticks = Vec::new();
+    let mut bars = Vec::new();
+    for row in reader.get_row_iter(None)? {
+        let row = row?;
+        let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+        let int = |name: &str| -> anyhow::Result<Option<i64>> {
+            Ok(match fields[index(name)?] {
+                Field::Long(v) | Field::TimestampMillis(v) => Some(*v),
+                _ => None,
+            })
+        };
+        let float = |name: &str| -> anyhow::Result<Option<f64>> {
+            Ok(match fields[index(name)?] {
+                Field::Double(v) => Some(*v),
+                _ => None,
+            })
+        };
+        let flag = |name: &str| -> anyhow::Result<bool> {
+            Ok(matches!(fields[index(name)?], Field::Bool(true)))
+        };
+        let required = |value: Option<f64>, name: &str| {
+            value.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
+        };
+        let symbol: Box<str> = match fields[index("symbol")?] {
+            Field::Str(s) => s.as_str().into(),
+            _ => anyhow::bail!("{}: `symbol` is not a string", path.display()),
+        };
+        let int_required = |name: &str| {
+            int(name)?.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
+        };
+        if stream.is_bars() {
+            bars.push(BarRow {
+                symbol,
+                window_start: int_required("window_start")?,
+                window_end: int_required("window_end")?,
+                open: required(float("open")?, "open")?,
+                high: required(float("high")?, "high")?,
+                low: required(float("low")?, "low")?,
+                close: required(float("close")?, "close")?,
+                volume: int_required("volume")?,
+                vwap: float("vwap")?,
+                mean: required(float("mean")?, "mean")?,
+                std: float("std")?,
+                count: int_required("count")?,
+            });
+        } else {
+            ticks.push(TickRow {
+                symbol,
+                ts: int_required("ts")?,
+                price: required(float("price")?, "price")?,
+                volume: int_required("volume")?,
+                sma: float("sma")?,
+                count: int("count")?,
+                vwap: float("vwap")?,
+                prev_mean: float("prev_mean")?,
+                prev_std: float("prev_std")?,
+                prev_count: int("prev_count")?,
+                z: float("z")?,
+                anomaly: flag("anomaly")?,
+                late: flag("late")?,
+            });
+        }
+    }
+    Ok(if stream.is_bars() {
+        Rows::Bars(bars)
+    } else {
+        Rows::Ticks(ticks)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,8 +327,12 @@ mod tests {
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
-        write_rows(File::create(&path).unwrap(), &Rows::Ticks(rows)).unwrap();
+        write_rows(File::create(&path).unwrap(), &Rows::Ticks(rows.clone())).unwrap();
         let back = read_symbol_ts(&path).unwrap();
         assert_eq!(back, vec![("ES".into(), 1_378_054_800_083); 3]);
+        assert_eq!(
+            read_rows(&path, Stream::Enriched).unwrap(),
+            Rows::Ticks(rows.clone())
+        );
     }
 }

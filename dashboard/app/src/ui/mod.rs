@@ -1,0 +1,11 @@
+//! The dashboard's components.
+
+mod chart_panel;
+mod feed;
+mod header;
+mod tiles;
+
+pub use chart_panel::ChartPanel;
+pub use feed::AnomalyFeed;
+pub use header::Header;
+pub use tiles::Watchlist;

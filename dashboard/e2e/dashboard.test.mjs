@@ -1,0 +1,182 @@
+// The dashboard in headless Chromium (issue 5): Debian's chromium driven by playwright-core,
+// against the real `stockstream run --synthetic` serving the built front end.
+//
+// Checks: the page loads with no console errors; live ticks appear within 2 s; a watchlist
+// add/remove survives a reload; an injected anomaly (from the generator's ground truth) shows
+// in the feed and on the chart; pause stops updates and resume restarts them.
+// Screenshots go to dashboard/e2e/artifacts/ (not committed).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const artifacts = join(here, 'artifacts');
+const binary = join(root, 'target', 'release', 'stockstream');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let server;
+let browser;
+let baseUrl;
+let outputs;
+const consoleProblems = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what, check, timeoutMs = 10_000, everyMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function newPage() {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') {
+      consoleProblems.push(`${message.type()}: ${message.text()}`);
+    }
+  });
+  page.on('pageerror', (error) => consoleProblems.push(`pageerror: ${error.message}`));
+  return page;
+}
+
+const ticksShown = async (page) => Number(await page.textContent('[data-testid=ticks-shown]'));
+const tiles = async (page) =>
+  (await page.$$eval('[data-testid=tile]', (nodes) => nodes.map((n) => n.dataset.symbol))).sort();
+
+before(async () => {
+  assert.ok(existsSync(binary), `${binary} is missing: run \`make build\` first`);
+  assert.ok(existsSync(join(root, 'dashboard', 'dist', 'index.html')), 'the front end is not built: bash dashboard/build.sh');
+  mkdirSync(artifacts, { recursive: true });
+  outputs = mkdtempSync(join(tmpdir(), 'stockstream-e2e-'));
+  const port = await freePort();
+  // 100 ticks/s of real time over 5 symbols, 2% of them injected jumps: anomalies within seconds.
+  server = spawn(binary, [
+    'run', '--synthetic', '--rate', '100', '--seed', '11', '--anomaly-rate', '0.02',
+    '--outputs', outputs, '--listen', `127.0.0.1:${port}`, '--commit-interval', '1s',
+  ], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  server.stderr.on('data', (chunk) => { log += chunk; });
+  await waitFor('the dashboard line', () => log.includes('dashboard at http://'), 60_000);
+  baseUrl = `http://127.0.0.1:${port}/`;
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+});
+
+test('loads live, with no console errors, and ticks appear within 2 s', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  await waitFor('the connection to be live', async () =>
+    (await page.textContent('[data-testid=conn]'))?.trim() === 'live');
+  const first = await ticksShown(page);
+  await waitFor('new ticks', async () => (await ticksShown(page)) > first, 2_000);
+  await waitFor('a tile with a price', async () => {
+    const price = await page.$('[data-testid=tile] [data-testid=last-price]');
+    return price && /\d/.test(await price.textContent());
+  });
+  await waitFor('the ticks/s KPI', async () =>
+    Number((await page.textContent('[data-testid=kpi-ticks]')).replace(/[^\d.]/g, '')) > 0);
+  await page.screenshot({ path: join(artifacts, 'live.png') });
+  await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
+
+test('watchlist add and remove survive a reload', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  await waitFor('tiles', async () => (await tiles(page)).length > 0);
+  const before = await tiles(page);
+  const removed = before[0];
+  await page.click(`[data-testid=remove][data-symbol="${removed}"]`);
+  await waitFor('the tile to go', async () => !(await tiles(page)).includes(removed));
+  // Add it back through the picker, then take another one away.
+  await page.selectOption('[data-testid=add-symbol]', removed);
+  await page.click('[data-testid=add-button]');
+  await waitFor('the tile to come back', async () => (await tiles(page)).includes(removed));
+  const second = (await tiles(page)).find((s) => s !== removed);
+  await page.click(`[data-testid=remove][data-symbol="${second}"]`);
+  await waitFor('the second tile to go', async () => !(await tiles(page)).includes(second));
+  const expected = await tiles(page);
+  await page.reload();
+  await waitFor('tiles after the reload', async () => (await tiles(page)).length === expected.length);
+  assert.deepEqual(await tiles(page), expected);
+  await page.screenshot({ path: join(artifacts, 'watchlist.png') });
+  await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
+
+test('an injected anomaly shows in the feed and on the chart', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  const truthFile = join(outputs, 'synthetic_truth.jsonl');
+  const injected = () => new Set(
+    (existsSync(truthFile) ? readFileSync(truthFile, 'utf8') : '')
+      .split('\n').filter(Boolean).map((line) => {
+        const t = JSON.parse(line);
+        return `${t.symbol}@${t.ts}`;
+      }));
+  // A feed row whose (symbol, ts) the generator injected.
+  const item = await waitFor('an injected anomaly in the feed', async () => {
+    const truth = injected();
+    const rows = await page.$$eval('[data-testid=anomaly-item]',
+      (nodes) => nodes.map((n) => ({ symbol: n.dataset.symbol, ts: n.dataset.ts })));
+    return rows.find((r) => truth.has(`${r.symbol}@${r.ts}`));
+  }, 30_000, 200);
+  await page.click(`[data-testid=anomaly-item][data-symbol="${item.symbol}"][data-ts="${item.ts}"]`);
+  await waitFor('the chart to focus the anomaly\'s symbol', async () =>
+    (await page.getAttribute('[data-testid=chart]', 'data-symbol')) === item.symbol);
+  await waitFor('a marker on the chart', async () =>
+    (await page.$$('[data-testid=chart] [data-testid=anomaly-marker]')).length > 0);
+  assert.ok(await page.$('[data-testid=chart] [data-testid=price-line]'));
+  await page.screenshot({ path: join(artifacts, 'anomaly.png') });
+  await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
+
+test('pause stops updates and resume restarts them', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  await waitFor('live', async () => (await page.textContent('[data-testid=conn]'))?.trim() === 'live');
+  await waitFor('ticks', async () => (await ticksShown(page)) > 0);
+  await page.click('[data-testid=pause]');
+  assert.equal((await page.textContent('[data-testid=pause]')).trim(), 'Resume');
+  const frozen = await ticksShown(page);
+  const frozenPrices = await page.$$eval('[data-testid=last-price]', (n) => n.map((x) => x.textContent));
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.equal(await ticksShown(page), frozen, 'nothing moves while paused');
+  assert.deepEqual(await page.$$eval('[data-testid=last-price]', (n) => n.map((x) => x.textContent)), frozenPrices);
+  await page.screenshot({ path: join(artifacts, 'paused.png') });
+  await page.click('[data-testid=pause]');
+  assert.equal((await page.textContent('[data-testid=pause]')).trim(), 'Pause');
+  await waitFor('updates after resume', async () => (await ticksShown(page)) > frozen, 2_000);
+  await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
