@@ -370,11 +370,12 @@ impl Hub {
                 return;
             }
         };
-        self.ingest_rows(batch.stream, &rows, received);
+        self.ingest_rows(batch.stream, &rows, received, true);
     }
 
-    /// Takes in rows of `stream` (also used to seed history from outputs/).
-    pub fn ingest_rows(&self, stream: Stream, rows: &Rows, received: Instant) {
+    /// Takes in rows of `stream`: `live` ones count in the rates and totals; history read
+    /// back from outputs/ does not.
+    pub fn ingest_rows(&self, stream: Stream, rows: &Rows, received: Instant, live: bool) {
         let mut state = self.state.lock().expect("not poisoned");
         let state = &mut *state;
         let mut update = Update {
@@ -447,9 +448,11 @@ impl Hub {
             }
             _ => return,
         }
-        state.ticks_total += ticks;
-        state.anomalies_total += anomalies;
-        state.rates.add(self.second(), ticks, anomalies);
+        if live {
+            state.ticks_total += ticks;
+            state.anomalies_total += anomalies;
+            state.rates.add(self.second(), ticks, anomalies);
+        }
         if new_symbol {
             update.symbols = Some(state.symbols.keys().cloned().collect());
         }

@@ -9,11 +9,13 @@
 //!
 //! - [`hub`]: what is kept in memory, and the broadcast of updates;
 //! - [`server`]: the router ([`server::app`]), token and Origin checks, the WebSocket;
-//! - [`metrics`]: the Prometheus page and the push-latency histogram.
+//! - [`metrics`]: the Prometheus page and the push-latency histogram;
+//! - [`history`]: what earlier runs left in `outputs/`, read back on start.
 //!
 //! [`Dashboard::start`] runs it on threads of its own beside `stockstream run`, fed through
 //! the pipeline's [`DashboardFeed`].
 
+pub mod history;
 pub mod hub;
 pub mod metrics;
 pub mod server;
@@ -50,6 +52,8 @@ pub struct DashboardConfig {
     pub assets: PathBuf,
     /// How much history is kept in memory.
     pub retention: Retention,
+    /// The outputs root whose newest bars, anomalies and ticks seed the history on start.
+    pub history: Option<PathBuf>,
 }
 
 impl DashboardConfig {
@@ -60,6 +64,7 @@ impl DashboardConfig {
             allowed_origins: Vec::new(),
             assets,
             retention: Retention::default(),
+            history: None,
         }
     }
 }
@@ -85,6 +90,22 @@ impl Dashboard {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let hub = Hub::new(config.retention);
+        if let Some(outputs) = &config.history {
+            // Not fatal: the dashboard is worth having without its history.
+            match history::seed(&hub, outputs) {
+                Ok(seeded) if seeded.files > 0 => tracing::info!(
+                    "dashboard: {} rows of history from {} files under {}",
+                    seeded.rows,
+                    seeded.files,
+                    outputs.display()
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    "dashboard: cannot read the history under {}: {e:#}",
+                    outputs.display()
+                ),
+            }
+        }
         let state = server::AppState {
             hub: hub.clone(),
             token: config.token.as_deref().map(Arc::from),

@@ -296,3 +296,52 @@ async fn a_slow_client_gets_a_fresh_snapshot_and_never_stalls_the_feed() {
             >= 1
     );
 }
+
+#[test]
+fn history_left_in_outputs_is_in_the_first_snapshot() {
+    use stockstream_pipeline::outputs::{parse_rows, Rows};
+    use stockstream_pipeline::parquet_io::write_rows;
+    let outputs = tempfile::tempdir().unwrap();
+    let write = |stream: Stream, name: &str, records: Vec<Vec<u8>>| {
+        let dir = outputs.path().join(stream.dir()).join("date=2023-11-14");
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows: Rows = parse_rows(stream, records.iter().map(Vec::as_slice)).unwrap();
+        write_rows(std::fs::File::create(dir.join(name)).unwrap(), &rows).unwrap();
+    };
+    write(
+        Stream::Enriched,
+        "part-00000000000000000000-00000000000000000002.parquet",
+        vec![
+            enriched("AAPL", 1_700_000_000_000, 10.0),
+            enriched("AAPL", 1_700_000_001_000, 10.5),
+        ],
+    );
+    write(
+        Stream::Enriched,
+        "part-00000000000000000002-00000000000000000003.parquet",
+        vec![enriched("AAPL", 1_700_000_002_000, 11.0)],
+    );
+    write(
+        Stream::Bars,
+        "part-00000000000000000000-00000000000000000003.parquet",
+        vec![br#"{"symbol":"AAPL","window_start":1699999800000,"window_end":1700000100000,"open":10.0,"high":11.0,"low":10.0,"close":11.0,"volume":3,"vwap":10.5,"mean":10.5,"std":0.5,"count":3}"#.to_vec()],
+    );
+    let mut config = DashboardConfig::new(std::env::temp_dir());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.history = Some(outputs.path().to_owned());
+    let dashboard = Dashboard::start(config).unwrap();
+    let hub = dashboard.hub();
+    let (_, snapshot) = hub.snapshot(&[Arc::from("AAPL")].into());
+    let json: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    let prices: Vec<f64> = json["ticks"]["AAPL"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(prices, vec![10.0, 10.5, 11.0], "in input order");
+    assert_eq!(json["bars"]["AAPL"][0][4], 11.0);
+    assert_eq!(hub.bars("AAPL", 10)[0].vwap, Some(10.5));
+    // History is not live traffic.
+    assert_eq!(hub.kpi().ticks, 0);
+}

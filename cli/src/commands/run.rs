@@ -282,6 +282,7 @@ pub fn run_pipeline(
             .or_else(|| std::env::var(stockstream_dashboard::TOKEN_ENV).ok())
             .filter(|t| !t.is_empty());
         settings.allowed_origins = args.allow_origin;
+        settings.history = Some(config.outputs.clone());
         let with_token = settings.token.is_some();
         let dashboard = Dashboard::start(settings)?;
         config.dashboard = Some(dashboard.feed());
