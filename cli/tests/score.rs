@@ -6,17 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{repo_root, stderr};
-
-fn python() -> PathBuf {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: create the reference venv with `bash reference/setup-venv.sh` (`make test` does it first)",
-        python.display()
-    );
-    python
-}
+use common::{python, repo_root, stderr};
 
 /// Writes outputs/anomalies and outputs/streaming_data/enriched as `stockstream run` would
 /// (only the columns `score` reads matter), with pyarrow.

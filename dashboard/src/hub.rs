@@ -67,46 +67,10 @@ pub struct AnomalyRow {
     pub vwap: Option<f64>,
 }
 
-/// A bar, for `/api/history/bars`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Bar {
-    pub symbol: Arc<str>,
-    pub window_start: i64,
-    pub window_end: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: i64,
-    pub vwap: Option<f64>,
-    pub mean: f64,
-    pub std: Option<f64>,
-    pub count: i64,
-}
-
-impl Bar {
-    fn from_row(symbol: Arc<str>, row: &BarRow) -> Self {
-        Self {
-            symbol,
-            window_start: row.window_start,
-            window_end: row.window_end,
-            open: row.open,
-            high: row.high,
-            low: row.low,
-            close: row.close,
-            volume: row.volume,
-            vwap: row.vwap,
-            mean: row.mean,
-            std: row.std,
-            count: row.count,
-        }
-    }
-}
-
 #[derive(Default)]
 struct SymbolState {
     ticks: VecDeque<TickPoint>,
-    bars: VecDeque<Bar>,
+    bars: VecDeque<BarRow>,
 }
 
 /// What one batch of derived records added, serialised once for every client.
@@ -225,7 +189,7 @@ fn tick_json(point: &TickPoint) -> String {
     )
 }
 
-fn bar_json(bar: &Bar) -> String {
+fn bar_json(bar: &BarRow) -> String {
     format!(
         "[{},{:?},{:?},{:?},{:?},{}]",
         bar.window_start, bar.open, bar.high, bar.low, bar.close, bar.volume
@@ -436,14 +400,13 @@ impl Hub {
             (Stream::Bars, Rows::Bars(rows)) => {
                 for row in rows {
                     let key = symbol_key(&mut state.symbols, &row.symbol);
-                    let bar = Bar::from_row(key.clone(), row);
                     let text = update.bars.entry(key.clone()).or_default();
                     if !text.is_empty() {
                         text.push(',');
                     }
-                    text.push_str(&bar_json(&bar));
+                    text.push_str(&bar_json(row));
                     let entry = state.symbols.get_mut(&key).expect("inserted");
-                    push_bounded(&mut entry.bars, bar, self.retention.bars_per_symbol);
+                    push_bounded(&mut entry.bars, row.clone(), self.retention.bars_per_symbol);
                 }
             }
             _ => return,
@@ -468,7 +431,10 @@ impl Hub {
     }
 
     pub fn kpi(&self) -> Kpi {
-        let state = self.state.lock().expect("not poisoned");
+        self.kpi_of(&self.state.lock().expect("not poisoned"))
+    }
+
+    fn kpi_of(&self, state: &State) -> Kpi {
         let (ticks_per_s, anomalies_per_min) = state.rates.figures(self.second());
         Kpi {
             ticks_per_s,
@@ -497,17 +463,7 @@ impl Hub {
     /// A snapshot for `subscription`, and the sequence it reflects.
     pub fn snapshot(&self, subscription: &Subscription) -> (u64, String) {
         let state = self.state.lock().expect("not poisoned");
-        let (ticks_per_s, anomalies_per_min) = state.rates.figures(self.second());
-        let kpi = Kpi {
-            ticks_per_s,
-            anomalies_per_min,
-            records: state.run.records.max(state.ticks_total),
-            ticks: state.ticks_total,
-            late: state.run.late.max(state.late_seen),
-            invalid: state.run.invalid,
-            anomalies: state.anomalies_total,
-            clients: self.clients(),
-        };
+        let kpi = self.kpi_of(&state);
         let symbols: Vec<&Arc<str>> = state.symbols.keys().collect();
         let mut ticks = Vec::new();
         let mut bars = Vec::new();
@@ -551,7 +507,7 @@ impl Hub {
     }
 
     /// The latest `limit` bars of `symbol`, oldest first.
-    pub fn bars(&self, symbol: &str, limit: usize) -> Vec<Bar> {
+    pub fn bars(&self, symbol: &str, limit: usize) -> Vec<BarRow> {
         let state = self.state.lock().expect("not poisoned");
         state.symbols.get(symbol).map_or_else(Vec::new, |entry| {
             let skip = entry.bars.len().saturating_sub(limit);

@@ -76,7 +76,7 @@ pub struct TickRow {
 }
 
 /// A window bar.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BarRow {
     pub symbol: Box<str>,
     pub window_start: i64,
