@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{python, repo_root, stderr};
+use common::{python, stderr};
 
 /// Writes outputs/anomalies and outputs/streaming_data/enriched as `stockstream run` would
 /// (only the columns `score` reads matter), with pyarrow.
