@@ -28,7 +28,7 @@ const BUCKET_PX: f64 = 2.0;
 const MAX_MARKERS_DRAWN: usize = 400;
 const TIME_LABEL_HALF_WIDTH: f64 = 26.0;
 
-pub const HOVER_BOX_WIDTH: f64 = 132.0;
+pub const HOVER_BOX_WIDTH: f64 = 156.0;
 pub const HOVER_LINE_HEIGHT: f64 = 15.0;
 
 /// Which time range is shown.
@@ -284,7 +284,11 @@ pub fn hover(series: &Series, scale: &Scale, x: f64) -> Option<Hover> {
         at,
         box_x,
         lines: vec![
-            format::utc_hms(nearest.ts),
+            format!(
+                "{} {}",
+                format::utc_date(nearest.ts),
+                format::utc_hms(nearest.ts)
+            ),
             format!("price {}", format::price(nearest.price)),
             format!("SMA {}", format::optional(nearest.sma, 2)),
             format!("VWAP {}", format::optional(nearest.vwap, 2)),
@@ -451,7 +455,9 @@ fn time_labels(scale: &Scale) -> Vec<AxisLabel> {
         .find(|step| scale.span() / step <= room)
         .unwrap_or_else(|| (scale.span() / room / DAY).ceil() * DAY);
     let text = |t: f64| {
-        if step < MINUTE {
+        if step >= DAY {
+            format::utc_date(t)
+        } else if step < MINUTE {
             format::utc_hms(t)
         } else {
             format::utc_hm(t)

@@ -14,6 +14,26 @@ pub fn utc_hm(ms: f64) -> String {
     format!("{h:02}:{m:02}")
 }
 
+/// `YYYY-MM-DD` in UTC (for axes spanning days).
+pub fn utc_date(ms: f64) -> String {
+    // Days since 1970-01-01 to the civil date (proleptic Gregorian), after H. Hinnant.
+    let days = (ms / 86_400_000.0).floor() as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn utc_parts(ms: f64) -> (i64, i64, i64) {
     let second_of_day = ((ms / 1000.0).floor() as i64).rem_euclid(86_400);
     (
@@ -53,6 +73,14 @@ pub fn change(first: f64, last: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(utc_date(0.0), "1970-01-01");
+        assert_eq!(utc_date(1_767_364_205_250.0), "2026-01-02");
+        assert_eq!(utc_date(951_782_400_000.0), "2000-02-29");
+        assert_eq!(utc_date(-86_400_000.0), "1969-12-31");
+    }
 
     #[test]
     fn formats_utc_times() {
