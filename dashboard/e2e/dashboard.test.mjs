@@ -79,6 +79,13 @@ before(async () => {
   server.stderr.on('data', (chunk) => { log += chunk; });
   await waitFor('the dashboard line', () => log.includes('dashboard at http://'), 60_000);
   baseUrl = `http://127.0.0.1:${port}/`;
+  // The dashboard is up before the chains have started (compiling the modules takes seconds
+  // on a busy machine): the tests begin once ticks flow.
+  await waitFor('ticks to flow', async () => {
+    const metrics = await fetch(`${baseUrl}metrics`).then((r) => r.text()).catch(() => '');
+    const ticks = /^stockstream_ticks_total (\d+)$/m.exec(metrics);
+    return ticks && Number(ticks[1]) > 0;
+  }, 60_000, 100);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
