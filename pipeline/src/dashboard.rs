@@ -1,6 +1,6 @@
-//! The hook the dashboard will use (it arrives with its own issue).
+//! The feed of derived records to the dashboard (`stockstream-dashboard`).
 //!
-//! INTEGRATION POINT (dashboard): a run given a [`DashboardFeed`] sends every batch of derived
+//! A run given a [`DashboardFeed`] sends every batch of derived
 //! records to it, as the chains wrote them (JSON, one record per element), right after the
 //! batch is processed and before it is committed. The run never waits for the dashboard: when
 //! the channel is full the batch is dropped for it and counted in [`FeedStats`], so a slow
