@@ -215,23 +215,25 @@ impl KafkaBroker {
         }
     }
 
-    /// Reads `topic` from the beginning of every partition until `count` messages have come
-    /// or `timeout` has passed (then it returns what came).
-    pub fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<ReadMessage> {
-        let consumer: BaseConsumer = ClientConfig::new()
+    /// A consumer in `group` that never commits by itself.
+    fn consumer(&self, group: &str) -> BaseConsumer {
+        ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", unique_name("testkit-reader"))
+            .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("log_level", "3")
             .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
+            .expect("consumer")
+    }
+
+    /// Reads `topic` from the beginning of every partition until `count` messages have come
+    /// or `timeout` has passed (then it returns what came).
+    pub fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<ReadMessage> {
+        let consumer = self.consumer(&unique_name("testkit-reader"));
         let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
+        for partition in partitions(&consumer, topic) {
             assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .add_partition_offset(topic, partition, Offset::Beginning)
                 .expect("partition");
         }
         consumer.assign(&assignment).expect("assign");
@@ -269,22 +271,13 @@ impl KafkaBroker {
 
     /// The committed offset of `group` on each partition of `topic` (absent: none committed).
     pub fn committed_offsets(&self, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("log_level", "3")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        let mut partitions = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            partitions.add_partition(topic, partition.id());
+        let consumer = self.consumer(group);
+        let mut list = TopicPartitionList::new();
+        for partition in partitions(&consumer, topic) {
+            list.add_partition(topic, partition);
         }
         let committed = consumer
-            .committed_offsets(partitions, Duration::from_secs(10))
+            .committed_offsets(list, Duration::from_secs(10))
             .expect("committed offsets");
         committed
             .elements()
@@ -295,6 +288,18 @@ impl KafkaBroker {
             })
             .collect()
     }
+}
+
+/// The partition ids of `topic`.
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect()
 }
 
 impl Drop for KafkaBroker {
