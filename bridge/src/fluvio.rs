@@ -75,7 +75,12 @@ pub fn run(
             || (since_commit > 0 && last_commit.elapsed() >= COMMIT_INTERVAL)
         {
             sink.flush()?;
-            input.commit(&std::mem::take(&mut positions))?;
+            // A failed commit (a coordinator moving) is retried with the next one; the
+            // records are in Fluvio either way.
+            match input.commit(&positions) {
+                Ok(()) => positions.clear(),
+                Err(e) => tracing::warn!("bridge: committing offsets failed, will retry: {e}"),
+            }
             since_commit = 0;
             last_commit = Instant::now();
         }

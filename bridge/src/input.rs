@@ -25,6 +25,8 @@ use crate::config::BridgeConfig;
 
 /// How long metadata and offset look-ups may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start-up look-ups are retried before the bridge gives up.
+const START_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Why the bridge cannot go on; `retryable` when running it again later may help.
 #[derive(Debug, thiserror::Error)]
@@ -183,15 +185,13 @@ impl KafkaInput {
         for partition in &partitions {
             wanted.add_partition(&topic, *partition);
         }
-        let committed = consumer
-            .committed_offsets(wanted, LOOKUP_TIMEOUT)
-            .map_err(|e| {
-                kafka_error(
-                    &consumer_settings,
-                    "reading the group's committed offsets",
-                    e,
-                )
-            })?;
+        // A broker that has just started may not have a group coordinator yet.
+        let committed = with_retries(
+            &consumer_settings,
+            "reading the group's committed offsets",
+            stop,
+            || consumer.committed_offsets(wanted.clone(), LOOKUP_TIMEOUT),
+        )?;
         let mut assignment = TopicPartitionList::new();
         let mut next = BTreeMap::new();
         let mut end = config.stop_at_end.then(BTreeMap::new);
@@ -216,11 +216,12 @@ impl KafkaInput {
                 .add_partition_offset(&topic, *partition, start)
                 .map_err(|e| kafka_error(&consumer_settings, "assigning partitions", e))?;
             if let Some(end) = &mut end {
-                let (low, high) = consumer
-                    .fetch_watermarks(&topic, *partition, LOOKUP_TIMEOUT)
-                    .map_err(|e| {
-                        kafka_error(&consumer_settings, "reading the partitions' ends", e)
-                    })?;
+                let (low, high) = with_retries(
+                    &consumer_settings,
+                    "reading the partitions' ends",
+                    stop,
+                    || consumer.fetch_watermarks(&topic, *partition, LOOKUP_TIMEOUT),
+                )?;
                 end.insert(*partition, high);
                 next.entry(*partition).or_insert(match start {
                     Offset::Offset(o) => o,
@@ -433,6 +434,34 @@ fn wait_for_partitions(
             });
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Runs `call` until it succeeds, for up to [`START_PATIENCE`] (or until `stop`): at start-up
+/// a broker may still be electing a group coordinator or a leader, which passes by itself.
+fn with_retries<T>(
+    settings: &KafkaSettings,
+    doing: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> Result<T, BridgeError> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(e) if started.elapsed() < START_PATIENCE && !stop.load(Ordering::Relaxed) => {
+                if !said {
+                    tracing::warn!(
+                        "kafka: {}; retrying",
+                        settings.scrub(&format!("{doing}: {e}"))
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(kafka_error(settings, doing, e)),
+        }
     }
 }
 
