@@ -254,10 +254,6 @@ impl KafkaInput {
         &self.topic
     }
 
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
     /// Waits up to `timeout` for one record.
     pub fn poll(&mut self, timeout: Duration) -> Result<Polled, BridgeError> {
         if self.last_report.elapsed() >= self.report_interval {

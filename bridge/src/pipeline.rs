@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -149,10 +149,6 @@ impl KafkaFeed {
             .commit(&positions)
     }
 
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
     /// The closing line: counts, and the lag left.
     pub fn summary(&self) -> String {
         let mut input = self.shared.input.lock().expect("not poisoned");
@@ -162,16 +158,6 @@ impl KafkaFeed {
             input.topic(),
             self.stats.describe()
         )
-    }
-
-    /// Where the journal is.
-    pub fn journal_path(&self) -> PathBuf {
-        self.shared
-            .journal
-            .lock()
-            .expect("not poisoned")
-            .path()
-            .to_owned()
     }
 }
 
@@ -232,20 +218,10 @@ impl KafkaRecords {
                 Polled::End => {
                     let flushed = journal
                         .flush()
-                        .map_err(BridgeError::from_io)
-                        .and_then(|()| input.flush_dead_letters());
-                    return flushed.err().map(|e| Err(io::Error::other(e)));
+                        .and_then(|()| input.flush_dead_letters().map_err(io::Error::other));
+                    return flushed.err().map(Err);
                 }
             }
-        }
-    }
-}
-
-impl BridgeError {
-    fn from_io(error: io::Error) -> Self {
-        BridgeError::Kafka {
-            message: format!("writing the journal: {error}"),
-            retryable: false,
         }
     }
 }

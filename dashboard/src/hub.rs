@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
@@ -528,11 +528,6 @@ impl Hub {
             .collect();
         rows.reverse();
         rows
-    }
-
-    /// How long the dashboard has been up.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
     }
 }
 
