@@ -193,13 +193,14 @@ async fn websocket_snapshot_then_live_with_token_and_origin_rules() {
         .await
         .unwrap();
 
-    let mut socket = connect(&dashboard, "?token=tok", Some(&own)).await.unwrap();
-    // Wait until the batch is in (the feed is applied on a thread of its own).
+    // Wait until the batch is in (the feed is applied on a thread of its own), so the first
+    // snapshot holds it rather than an update coming after it.
     let deadline = Instant::now() + Duration::from_secs(5);
     while dashboard.hub().symbols().len() < 2 {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let mut socket = connect(&dashboard, "?token=tok", Some(&own)).await.unwrap();
     let first = next_data(&mut socket).await;
     assert_eq!(first["type"], "snapshot");
     socket
@@ -231,6 +232,12 @@ async fn websocket_snapshot_then_live_with_token_and_origin_rules() {
         update["symbols"],
         serde_json::json!(["AAPL", "IBM", "NVDA"])
     );
+    // The server records the latency once its write returns, which may be after the client
+    // has the message.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dashboard.hub().metrics.push_latency.count() < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(dashboard.hub().metrics.push_latency.count() >= 1);
 }
 
