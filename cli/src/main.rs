@@ -26,6 +26,12 @@ enum Command {
     Score(commands::score::ScoreArgs),
     /// Ticks from a Kafka topic into Fluvio, or into the embedded pipeline (--to pipeline).
     Bridge(Box<commands::bridge::BridgeArgs>),
+    /// Cluster mode: create the topics and register the SmartModules (idempotent).
+    Setup(commands::cluster::SetupArgs),
+    /// Cluster mode: the chains in the SPUs, results to the derived topics and outputs/.
+    Materialize(commands::cluster::MaterializeArgs),
+    /// Cluster mode: the dashboard on the derived topics.
+    Dashboard(Box<commands::dashboard::DashboardCommandArgs>),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(*args),
         Command::Score(args) => commands::score::run(args),
         Command::Bridge(args) => commands::bridge::run(*args),
+        Command::Setup(args) => commands::cluster::run_setup(args),
+        Command::Materialize(args) => commands::cluster::run_materialize(args),
+        Command::Dashboard(args) => commands::dashboard::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -36,7 +36,7 @@ pub struct FeedStats {
 }
 
 impl FeedStats {
-    pub(crate) fn offer(&mut self, feed: &DashboardFeed, batch: DerivedBatch) {
+    pub fn offer(&mut self, feed: &DashboardFeed, batch: DerivedBatch) {
         if self.disconnected {
             return;
         }

@@ -974,7 +974,7 @@ impl State<'_> {
 
 /// Writes Parquet files on a few threads (a commit may hold thousands of small partitions,
 /// or a few large ones; compression dominates either way).
-fn write_parquet_files(mut files: Vec<(BufWriter<File>, PathBuf, Rows)>) -> anyhow::Result<()> {
+pub fn write_parquet_files(mut files: Vec<(BufWriter<File>, PathBuf, Rows)>) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)

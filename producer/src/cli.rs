@@ -15,7 +15,11 @@ use stockstream_ticks::{
 use crate::rejects::Rejects;
 use crate::run::{run, RunOptions, TruthFile};
 use crate::sinks::{
-    self, fluvio::FluvioConfig, kafka::KafkaConfig, pipeline::PipelineConfig, SinkConfig, SinkKind,
+    self,
+    fluvio::{ClusterTarget, FluvioConfig},
+    kafka::KafkaConfig,
+    pipeline::PipelineConfig,
+    SinkConfig, SinkKind,
 };
 use crate::source::{Source, SourceConfig};
 
@@ -182,9 +186,10 @@ pub struct Cli {
     #[arg(long, default_value = sinks::fluvio::DEFAULT_TOPIC, help_heading = "Sink")]
     pub fluvio_topic: String,
 
-    /// Fluvio SC address [default: the fluvio CLI's current profile].
-    #[arg(long, value_name = "HOST:PORT", help_heading = "Sink")]
-    pub fluvio_endpoint: Option<String>,
+    /// Fluvio cluster: an SC address (HOST:PORT) or a profile of the fluvio CLI
+    /// [default: its current profile].
+    #[arg(long, alias = "fluvio-endpoint", env = sinks::fluvio::CLUSTER_ENV, value_name = "HOST:PORT|PROFILE", help_heading = "Sink")]
+    pub fluvio: Option<String>,
 
     /// Root of the outputs of `--sink pipeline` (Parquet, like `stockstream run`; it must
     /// not hold an earlier run).
@@ -361,8 +366,11 @@ impl Cli {
         } else if self.bootstrap.is_some() || self.kafka_config.is_some() {
             errors.push("--bootstrap and --kafka-config apply to --sink kafka only".to_owned());
         }
-        if self.fluvio_endpoint.is_some() && self.sink != SinkKind::Fluvio {
-            errors.push("--fluvio-endpoint applies to --sink fluvio only".to_owned());
+        if self.fluvio.is_some()
+            && self.sink != SinkKind::Fluvio
+            && std::env::var_os(sinks::fluvio::CLUSTER_ENV).is_none()
+        {
+            errors.push("--fluvio applies to --sink fluvio only".to_owned());
         }
         if self.fluvio_topic.trim().is_empty() {
             errors.push("--fluvio-topic is empty".to_owned());
@@ -378,7 +386,7 @@ impl Cli {
                 kafka,
                 fluvio: FluvioConfig {
                     topic: self.fluvio_topic,
-                    endpoint: self.fluvio_endpoint,
+                    cluster: ClusterTarget::parse(self.fluvio.as_deref()),
                 },
                 pipeline: PipelineConfig {
                     outputs: self.outputs,

@@ -3,7 +3,10 @@
 //!
 //! - [`kafka`]: an Apache Kafka broker (KRaft) from the Maven Central jars that
 //!   `scripts/kafka-broker.sh fetch` caches (`make setup-test` runs it); a random topic per test.
+//! - [`fluvio`]: a local Fluvio cluster (SC and SPUs) from `fluvio-run`, when the binaries
+//!   are there; tests skip with a message otherwise.
 
+pub mod fluvio;
 pub mod kafka;
 
 use std::path::PathBuf;

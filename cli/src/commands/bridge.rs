@@ -88,9 +88,8 @@ pub struct BridgeArgs {
     /// Fluvio topic (with --to fluvio).
     #[arg(long, default_value = DEFAULT_FLUVIO_TOPIC, help_heading = "Fluvio")]
     fluvio_topic: String,
-    /// Fluvio SC address [default: the fluvio CLI's current profile] (with --to fluvio).
-    #[arg(long, value_name = "HOST:PORT", help_heading = "Fluvio")]
-    fluvio_endpoint: Option<String>,
+    #[command(flatten)]
+    fluvio: super::FluvioArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
 }
@@ -107,7 +106,7 @@ pub fn run(args: BridgeArgs) -> anyhow::Result<ExitCode> {
             let config = args.kafka.config();
             let fluvio = FluvioConfig {
                 topic: args.fluvio_topic,
-                endpoint: args.fluvio_endpoint,
+                cluster: args.fluvio.target(),
             };
             let stats = Arc::new(Stats::default());
             let outcome = stockstream_bridge::fluvio::run(&config, &fluvio, &stop, stats.clone());

@@ -1,5 +1,7 @@
 pub mod bench;
 pub mod bridge;
+pub mod cluster;
+pub mod dashboard;
 pub mod run;
 pub mod score;
 pub mod transform;
@@ -9,17 +11,33 @@ use std::path::PathBuf;
 use anyhow::Context;
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
 
+/// The `--fluvio` option of every command that reaches a Fluvio cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FluvioArgs {
+    /// Fluvio cluster: an SC address (HOST:PORT) or a profile of the fluvio CLI
+    /// [default: its current profile].
+    #[arg(long, alias = "fluvio-endpoint", env = producer::sinks::fluvio::CLUSTER_ENV, value_name = "HOST:PORT|PROFILE", help_heading = "Fluvio")]
+    pub fluvio: Option<String>,
+}
+
+impl FluvioArgs {
+    pub fn target(&self) -> producer::sinks::fluvio::ClusterTarget {
+        producer::sinks::fluvio::ClusterTarget::parse(self.fluvio.as_deref())
+    }
+}
+
+/// Where the built .wasm modules are: `--wasm-dir`, else the workspace's build output.
+pub fn wasm_locator(wasm_dir: Option<PathBuf>) -> WasmLocator {
+    WasmLocator::new(wasm_dir, run::workspace().as_deref())
+}
+
 /// Reads a transforms file and starts its chain from the built modules.
 pub fn start_chain(
     transforms_file: &std::path::Path,
     wasm_dir: Option<PathBuf>,
 ) -> anyhow::Result<(ChainSpec, Chain)> {
     let spec = ChainSpec::from_file(transforms_file)?;
-    let workspace = std::env::current_dir()
-        .ok()
-        .and_then(|dir| WasmLocator::find_workspace(&dir))
-        .or_else(|| WasmLocator::find_workspace(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))));
-    let locator = WasmLocator::new(wasm_dir, workspace.as_deref());
+    let locator = wasm_locator(wasm_dir);
     let chain = spec
         .instantiate(&SmartEngine::new(), &locator)
         .with_context(|| format!("starting the chain of {}", transforms_file.display()))?;

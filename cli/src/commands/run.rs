@@ -20,7 +20,7 @@ use super::bridge::KafkaArgs;
 
 /// The sample data the README's main job runs on.
 const DEFAULT_INPUT: &str = "data/stock_data.csv";
-const DEFAULT_TRANSFORMS: &str = "transforms";
+pub const DEFAULT_TRANSFORMS: &str = "transforms";
 const DEFAULT_DASHBOARD: &str = "dashboard/dist";
 
 #[derive(Args)]
@@ -60,19 +60,8 @@ pub struct PipelineArgs {
     /// Do not serve the dashboard.
     #[arg(long)]
     no_dashboard: bool,
-    /// Address of the dashboard (loopback unless you choose otherwise).
-    #[arg(long, default_value = stockstream_dashboard::DEFAULT_LISTEN, value_name = "ADDR:PORT", help_heading = "Dashboard")]
-    listen: std::net::SocketAddr,
-    /// Require this bearer token (or `?token=`) for the dashboard's API and WebSocket
-    /// [default: $STOCKSTREAM_DASHBOARD_TOKEN; none].
-    #[arg(long, value_name = "TOKEN", help_heading = "Dashboard")]
-    token: Option<String>,
-    /// An origin besides the dashboard's own that may open its WebSocket (repeatable).
-    #[arg(long, value_name = "ORIGIN", help_heading = "Dashboard")]
-    allow_origin: Vec<String>,
-    /// Directory of the built front end [default: dashboard/dist].
-    #[arg(long, value_name = "DIR", help_heading = "Dashboard")]
-    dashboard_dir: Option<PathBuf>,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
     /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
@@ -88,6 +77,50 @@ pub struct PipelineArgs {
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
     commit_interval: Duration,
+}
+
+/// Where and how the dashboard is served (`run`, `bridge --to pipeline`, `dashboard`).
+#[derive(Args)]
+pub struct DashboardArgs {
+    /// Address of the dashboard (loopback unless you choose otherwise).
+    #[arg(long, default_value = stockstream_dashboard::DEFAULT_LISTEN, value_name = "ADDR:PORT", help_heading = "Dashboard")]
+    listen: std::net::SocketAddr,
+    /// Require this bearer token (or `?token=`) for the dashboard's API and WebSocket
+    /// [default: $STOCKSTREAM_DASHBOARD_TOKEN; none].
+    #[arg(long, value_name = "TOKEN", help_heading = "Dashboard")]
+    token: Option<String>,
+    /// An origin besides the dashboard's own that may open its WebSocket (repeatable).
+    #[arg(long, value_name = "ORIGIN", help_heading = "Dashboard")]
+    allow_origin: Vec<String>,
+    /// Directory of the built front end [default: dashboard/dist].
+    #[arg(long, value_name = "DIR", help_heading = "Dashboard")]
+    dashboard_dir: Option<PathBuf>,
+}
+
+impl DashboardArgs {
+    /// Starts the dashboard, seeded with the history under `history`, and says where it is.
+    pub fn start(self, history: Option<PathBuf>, command: &str) -> anyhow::Result<Dashboard> {
+        let workspace = workspace();
+        let mut settings = DashboardConfig::new(
+            self.dashboard_dir
+                .unwrap_or_else(|| default_path(DEFAULT_DASHBOARD, workspace.as_deref())),
+        );
+        settings.listen = self.listen;
+        settings.token = self
+            .token
+            .or_else(|| std::env::var(stockstream_dashboard::TOKEN_ENV).ok())
+            .filter(|t| !t.is_empty());
+        settings.allowed_origins = self.allow_origin;
+        settings.history = history;
+        let with_token = settings.token.is_some();
+        let dashboard = Dashboard::start(settings)?;
+        eprintln!(
+            "{command}: dashboard at http://{}/{}",
+            dashboard.addr(),
+            if with_token { "?token=..." } else { "" }
+        );
+        Ok(dashboard)
+    }
 }
 
 /// Where a pipeline's ticks come from.
@@ -160,7 +193,7 @@ impl SyntheticArgs {
     }
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
     stockstream_core::parse_duration_ms("commit-interval", text)
         .map_err(|e| e.to_string())
         .and_then(|ms| {
@@ -174,7 +207,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 /// The enclosing stockstream workspace, from the working directory or where this binary was
 /// built.
-fn workspace() -> Option<PathBuf> {
+pub fn workspace() -> Option<PathBuf> {
     std::env::current_dir()
         .ok()
         .and_then(|dir| WasmLocator::find_workspace(&dir))
@@ -182,7 +215,7 @@ fn workspace() -> Option<PathBuf> {
 }
 
 /// A default path relative to the working directory, else to the workspace.
-fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
+pub fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
     let here = PathBuf::from(relative);
     if here.exists() {
         return here;
@@ -223,6 +256,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 pub struct StopSignal(Arc<AtomicUsize>);
 
 impl StopSignal {
+    /// Whether Ctrl-C or SIGTERM came.
+    pub fn received(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+
     /// 128 + the signal, as shells report a process ended by one.
     pub fn exit_code(&self) -> ExitCode {
         let sig = self.0.load(Ordering::Relaxed);
@@ -272,25 +310,8 @@ pub fn run_pipeline(
     let dashboard = if args.no_dashboard {
         None
     } else {
-        let mut settings = DashboardConfig::new(
-            args.dashboard_dir
-                .unwrap_or_else(|| default_path(DEFAULT_DASHBOARD, workspace.as_deref())),
-        );
-        settings.listen = args.listen;
-        settings.token = args
-            .token
-            .or_else(|| std::env::var(stockstream_dashboard::TOKEN_ENV).ok())
-            .filter(|t| !t.is_empty());
-        settings.allowed_origins = args.allow_origin;
-        settings.history = Some(config.outputs.clone());
-        let with_token = settings.token.is_some();
-        let dashboard = Dashboard::start(settings)?;
+        let dashboard = args.dashboard.start(Some(config.outputs.clone()), "run")?;
         config.dashboard = Some(dashboard.feed());
-        eprintln!(
-            "run: dashboard at http://{}/{}",
-            dashboard.addr(),
-            if with_token { "?token=..." } else { "" }
-        );
         Some(dashboard)
     };
 

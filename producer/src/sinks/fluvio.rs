@@ -17,27 +17,78 @@ pub const DEFAULT_TOPIC: &str = "stock-ticks";
 pub struct FluvioConfig {
     /// Topic the ticks go to (`--fluvio-topic`).
     pub topic: String,
-    /// SC address (`--fluvio-endpoint HOST:PORT`); the current profile of the fluvio CLI's
-    /// config (`~/.fluvio/config`) when absent.
-    pub endpoint: Option<String>,
+    /// Which cluster (`--fluvio`): an SC address or a profile of the fluvio CLI's config.
+    pub cluster: ClusterTarget,
 }
 
 impl Default for FluvioConfig {
     fn default() -> Self {
         Self {
             topic: DEFAULT_TOPIC.to_owned(),
-            endpoint: None,
+            cluster: ClusterTarget::default(),
         }
     }
 }
 
 impl fmt::Display for FluvioConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.endpoint {
-            Some(endpoint) => write!(f, "fluvio {endpoint} topic {}", self.topic),
-            None => write!(f, "fluvio (current profile) topic {}", self.topic),
+        write!(f, "fluvio {} topic {}", self.cluster, self.topic)
+    }
+}
+
+/// Environment variable read when `--fluvio` is not given.
+pub const CLUSTER_ENV: &str = "STOCKSTREAM_FLUVIO";
+
+/// Which Fluvio cluster to talk to: the value of the `--fluvio` option shared by every
+/// command that reaches a cluster.
+///
+/// `HOST:PORT` is an SC address; any other word is a profile of the fluvio CLI's config
+/// (`~/.fluvio/config`); nothing means that config's current profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClusterTarget {
+    #[default]
+    CurrentProfile,
+    Profile(String),
+    Endpoint(String),
+}
+
+impl ClusterTarget {
+    /// Reads the `--fluvio` value (`None`: not given).
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => Self::CurrentProfile,
+            Some(v) if v.contains(':') => Self::Endpoint(v.to_owned()),
+            Some(v) => Self::Profile(v.to_owned()),
         }
     }
+}
+
+impl fmt::Display for ClusterTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CurrentProfile => f.write_str("(current profile)"),
+            Self::Profile(name) => write!(f, "(profile {name})"),
+            Self::Endpoint(address) => f.write_str(address),
+        }
+    }
+}
+
+/// Connects to `target`, with a message that says what to check when it fails.
+#[cfg(feature = "fluvio")]
+pub async fn connect(target: &ClusterTarget) -> anyhow::Result<fluvio::Fluvio> {
+    use fluvio::{Fluvio, FluvioClusterConfig};
+    let connected = match target {
+        ClusterTarget::CurrentProfile => Fluvio::connect().await,
+        ClusterTarget::Profile(name) => Fluvio::connect_with_profile(name).await,
+        ClusterTarget::Endpoint(address) => {
+            Fluvio::connect_with_config(&FluvioClusterConfig::new(address.clone())).await
+        }
+    };
+    connected.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to the Fluvio cluster {target}: {e:#} (is it running? `fluvio cluster status`; choose it with --fluvio HOST:PORT or a profile name)"
+        )
+    })
 }
 
 /// Records between two checks of the acknowledgements.
@@ -63,7 +114,7 @@ pub fn open(config: &FluvioConfig) -> Result<Box<dyn Sink>, SinkError> {
 
 #[cfg(feature = "fluvio")]
 mod client {
-    use fluvio::{Fluvio, FluvioClusterConfig, ProduceOutput, TopicProducerPool};
+    use fluvio::{Fluvio, ProduceOutput, TopicProducerPool};
     use fluvio_future::task::run_block_on;
 
     use super::{FluvioConfig, CHECK_EVERY};
@@ -92,18 +143,9 @@ mod client {
         pub fn connect(config: &FluvioConfig) -> Result<Self, SinkError> {
             let describe = config.to_string();
             let (fluvio, producer) = run_block_on(async {
-                let fluvio = match &config.endpoint {
-                    Some(endpoint) => {
-                        Fluvio::connect_with_config(&FluvioClusterConfig::new(endpoint.clone()))
-                            .await
-                    }
-                    None => Fluvio::connect().await,
-                }
-                .map_err(|e| {
-                    delivery(format!(
-                        "cannot connect ({describe}): {e:#} (is the cluster running? `fluvio cluster status`)"
-                    ))
-                })?;
+                let fluvio = super::connect(&config.cluster)
+                    .await
+                    .map_err(|e| delivery(format!("{e:#}")))?;
                 let producer = fluvio.topic_producer(config.topic.clone()).await.map_err(|e| {
                     delivery(format!(
                         "cannot produce to topic {}: {e:#} (does it exist? `fluvio topic create {}`)",

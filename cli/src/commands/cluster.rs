@@ -1,0 +1,98 @@
+//! `stockstream setup` and `stockstream materialize`: cluster mode.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use fluvio_future::task::run_block_on;
+use stockstream_cluster::materialize::{materialize, MaterializeConfig};
+use stockstream_cluster::setup::{setup, SetupConfig};
+use stockstream_cluster::{connect, topics};
+
+use super::run::{
+    default_path, install_stop_signals, parse_interval, workspace, DEFAULT_TRANSFORMS,
+};
+use super::{wasm_locator, FluvioArgs};
+
+#[derive(Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    fluvio: FluvioArgs,
+    /// Partitions of stock-ticks and of each derived topic.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    partitions: u32,
+    /// Replicas of each partition (at most the number of SPUs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    replication: u32,
+    /// The raw topic.
+    #[arg(long, default_value = topics::RAW)]
+    topic: String,
+    /// Directory holding the built .wasm modules (default: the workspace's build output).
+    #[arg(long, value_name = "DIR")]
+    wasm_dir: Option<PathBuf>,
+}
+
+pub fn run_setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
+    let config = SetupConfig {
+        partitions: args.partitions,
+        replication: args.replication,
+        raw_topic: args.topic,
+        wasm: wasm_locator(args.wasm_dir),
+    };
+    let target = args.fluvio.target();
+    let report = run_block_on(async {
+        let fluvio = connect(&target).await?;
+        setup(&fluvio, &config).await
+    })?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct MaterializeArgs {
+    #[command(flatten)]
+    fluvio: FluvioArgs,
+    /// The raw topic.
+    #[arg(long, default_value = topics::RAW)]
+    topic: String,
+    /// Root of the Parquet outputs (not one `stockstream run` writes to).
+    #[arg(long, default_value = "outputs", value_name = "DIR")]
+    outputs: PathBuf,
+    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
+    #[arg(long, value_name = "DIR")]
+    transforms_dir: Option<PathBuf>,
+    /// Commit after this many derived records...
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    commit_records: u64,
+    /// ...or after this long, whichever comes first (500ms, 5s, 1m).
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_interval)]
+    commit_interval: Duration,
+    /// Commit and exit once no derived record has come for this long (batch jobs); without
+    /// it, run until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    idle_exit: Option<Duration>,
+}
+
+pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
+    let (stop, signal) = install_stop_signals()?;
+    let transforms_dir = args
+        .transforms_dir
+        .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace().as_deref()));
+    let mut config = MaterializeConfig::new(args.outputs, transforms_dir);
+    config.raw_topic = args.topic;
+    config.commit_records = args.commit_records;
+    config.commit_interval = args.commit_interval;
+    config.idle_exit = args.idle_exit;
+    let target = args.fluvio.target();
+    let report = run_block_on(async {
+        let fluvio = connect(&target).await?;
+        materialize(&fluvio, &config, &stop).await
+    })?;
+    eprintln!("{report}");
+    Ok(if signal.received() {
+        signal.exit_code()
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,512 @@
+//! Cluster mode (issue 6) against a live local Fluvio cluster (`fluvio-run sc --local` and
+//! `fluvio-run spu`, started by `stockstream-testkit`): setup is idempotent; `materialize`
+//! (the chains running in the SPU) equals `stockstream transform` record for record and the
+//! embedded `stockstream run` row for row; invalid ticks are dropped by tick-filter in the
+//! broker; a stop and a kill -9 are resumed with the window state rebuilt, without a
+//! duplicated or missing record in the derived topics or the files; the dashboard follows
+//! the derived topics.
+//!
+//! Every test skips, saying so, when `fluvio-run` is neither in `$FLUVIO_BIN_DIR` nor on PATH.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{check_with_python, diff_json_lines, repo_root, stderr};
+use fluvio::consumer::ConsumerConfigExtBuilder;
+use fluvio::Offset;
+use fluvio_future::task::run_block_on;
+use futures_util::StreamExt;
+use stockstream_testkit::fluvio::{FluvioBinaries, FluvioCluster};
+use stockstream_ticks::{Synthetic, SyntheticConfig};
+
+const DERIVED: [(&str, &str); 3] = [
+    ("stock-enriched", "enriched.yaml"),
+    ("stock-anomalies", "anomalies.yaml"),
+    ("stock-bars-5m", "bars-5m.yaml"),
+];
+
+fn cluster(test: &str) -> Option<FluvioCluster> {
+    let binaries = FluvioBinaries::find_or_skip(test)?;
+    Some(FluvioCluster::start(binaries, 1).expect("a local Fluvio cluster starts"))
+}
+
+fn stockstream(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("stockstream runs")
+}
+
+fn ok(output: Output, what: &str) -> Output {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}",
+        output.status,
+        stderr(&output)
+    );
+    output
+}
+
+fn setup(cluster: &FluvioCluster) -> String {
+    let output = ok(
+        stockstream(&["setup", "--fluvio", &cluster.endpoint]),
+        "stockstream setup",
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `count` synthetic ticks as JSON lines, a slow event rate so they span many 5-minute bars.
+fn write_ticks(path: &Path, count: usize, seed: u64) -> Vec<String> {
+    let config = SyntheticConfig {
+        rate: 5.0,
+        seed,
+        ..SyntheticConfig::default()
+    };
+    let lines: Vec<String> = Synthetic::new(config)
+        .unwrap()
+        .take(count)
+        .map(|tick| String::from_utf8(tick.record()).unwrap())
+        .collect();
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+    lines
+}
+
+/// The project's producer sends a file to stock-ticks (`--sink fluvio --fluvio`).
+fn produce_file(cluster: &FluvioCluster, input: &Path) {
+    let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
+    assert!(
+        producer.is_file(),
+        "build the producer first (`make test` does)"
+    );
+    let output = Command::new(producer)
+        .args(["--input", input.to_str().unwrap(), "--speed", "max"])
+        .args(["--sink", "fluvio", "--fluvio", &cluster.endpoint])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    ok(output, "the producer");
+}
+
+/// Raw records straight into stock-ticks with the fluvio client (invalid ones included).
+fn produce_raw(cluster: &FluvioCluster, lines: &[String]) {
+    let fluvio = cluster.connect().unwrap();
+    run_block_on(async {
+        let producer = fluvio.topic_producer("stock-ticks").await?;
+        for line in lines {
+            producer
+                .send(fluvio::RecordKey::NULL, line.clone().into_bytes())
+                .await?;
+        }
+        producer.flush().await?;
+        Ok::<_, anyhow::Error>(())
+    })
+    .unwrap();
+}
+
+/// Every record of a topic's partition 0, as text.
+fn read_topic(cluster: &FluvioCluster, topic: &str) -> Vec<String> {
+    let fluvio = cluster.connect().unwrap();
+    run_block_on(async {
+        let mut stream = fluvio
+            .consumer_with_config(
+                ConsumerConfigExtBuilder::default()
+                    .topic(topic.to_owned())
+                    .partition(0)
+                    .offset_start(Offset::beginning())
+                    .disable_continuous(true)
+                    // With the default, this client loses records at the edges of cut
+                    // responses (fluvio 0.50).
+                    .max_bytes(i32::MAX)
+                    .build()?,
+            )
+            .await?;
+        let mut out = Vec::new();
+        while let Some(record) = stream.next().await {
+            let record = record.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            out.push(String::from_utf8(record.record.value.as_ref().to_vec())?);
+        }
+        Ok::<_, anyhow::Error>(out)
+    })
+    .unwrap()
+}
+
+/// What `stockstream transform` makes of `input` through each chain.
+fn transform_all(input: &Path, dir: &Path) -> Vec<String> {
+    DERIVED
+        .iter()
+        .map(|(topic, file)| {
+            let out = dir.join(format!("{topic}.jsonl"));
+            ok(
+                stockstream(&[
+                    "transform",
+                    "--transforms-file",
+                    &format!("transforms/{file}"),
+                    "--input",
+                    input.to_str().unwrap(),
+                    "--output",
+                    out.to_str().unwrap(),
+                ]),
+                "stockstream transform",
+            );
+            fs::read_to_string(out).unwrap()
+        })
+        .collect()
+}
+
+fn materialize(cluster: &FluvioCluster, outputs: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "materialize",
+        "--fluvio",
+        &cluster.endpoint,
+        "--outputs",
+        outputs.to_str().unwrap(),
+        "--commit-interval",
+        "500ms",
+        "--idle-exit",
+        "8s",
+    ];
+    args.extend_from_slice(extra);
+    ok(stockstream(&args), "stockstream materialize")
+}
+
+/// The derived topics hold exactly what transform gives: enriched statistics within 1e-9
+/// relative (a replay may merge floating-point sums in another order), the rest exactly.
+fn assert_topics_match(cluster: &FluvioCluster, want: &[String]) {
+    for ((topic, _), want) in DERIVED.iter().zip(want) {
+        let got = read_topic(cluster, topic).join("\n");
+        assert!(
+            !want.trim().is_empty(),
+            "{topic}: transform gave nothing to compare"
+        );
+        if let Some(diff) = diff_json_lines(&got, want, 1e-9) {
+            panic!("{topic} differs from stockstream transform:\n{diff}");
+        }
+    }
+}
+
+/// Each stream's rows, in file-name order, equal those of a `stockstream run` directory.
+const SAME_ROWS: &str = r#"
+import sys, glob, json
+import pyarrow as pa, pyarrow.parquet as pq
+run, mat = sys.argv[1], sys.argv[2]
+def table(root, d):
+    files = sorted(glob.glob(f"{root}/{d}/**/part-*.parquet", recursive=True))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+for d, exact in [("streaming_data/bars_5m", True), ("anomalies", False), ("streaming_data/enriched", False)]:
+    a, b = table(run, d), table(mat, d)
+    assert a.num_rows == b.num_rows, f"{d}: {a.num_rows} rows in the run, {b.num_rows} materialized"
+    assert a.schema.equals(b.schema), f"{d}: schemas differ"
+    if exact or a.equals(b):
+        assert a.equals(b), f"{d}: rows differ"
+    else:
+        for name in a.column_names:
+            x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
+            for i, (p, q) in enumerate(zip(x, y)):
+                if isinstance(p, float) and isinstance(q, float):
+                    assert abs(p - q) <= 1e-9 * max(abs(p), 1e-6), f"{d} row {i} {name}: {p} vs {q}"
+                else:
+                    assert p == q, f"{d} row {i} {name}: {p} vs {q}"
+    print(d, a.num_rows, "rows match")
+cp = json.load(open(f"{mat}/_materialize.json"))
+print("commits", cp["commits"])
+"#;
+
+fn embedded_run(input: &Path, outputs: &Path) {
+    ok(
+        stockstream(&[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--no-dashboard",
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ]),
+        "stockstream run",
+    );
+}
+
+#[test]
+fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
+    let Some(cluster) = cluster("setup_creates_topics_and_modules_once") else {
+        return;
+    };
+    let first = setup(&cluster);
+    for name in [
+        "topic stock-ticks: created",
+        "topic stock-enriched: created",
+        "topic stock-anomalies: created",
+        "topic stock-bars-5m: created",
+        "smartmodule stockstream/tick-filter@0.1.0: created",
+        "smartmodule stockstream/rolling-stats@0.1.0: created",
+        "smartmodule stockstream/zscore-anomaly@0.1.0: created",
+        "smartmodule stockstream/window-bars@0.1.0: created",
+    ] {
+        assert!(first.contains(name), "missing {name:?} in:\n{first}");
+    }
+    let second = setup(&cluster);
+    assert_eq!(second.matches(": unchanged").count(), 8, "{second}");
+    assert!(!second.contains("created"), "{second}");
+
+    let other = stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]);
+    assert!(!other.status.success());
+    let message = stderr(&other);
+    assert!(
+        message.contains("stock-ticks exists with 1 partition(s), not the 2 asked"),
+        "{message}"
+    );
+
+    // An unreachable cluster is a clear error, not a hang or a panic.
+    let port = stockstream_testkit::free_port();
+    let gone = stockstream(&["setup", "--fluvio", &format!("127.0.0.1:{port}")]);
+    assert!(!gone.status.success());
+    assert!(
+        stderr(&gone).contains("cannot connect to the Fluvio cluster"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn materialize_equals_transform_and_run_and_drops_invalid_ticks_in_the_broker() {
+    let Some(cluster) = cluster("materialize_equals_transform") else {
+        return;
+    };
+    setup(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let mut lines = write_ticks(&input, 6_000, 11);
+    // Invalid records go straight into the topic (the producer would refuse them): tick-filter
+    // in the SPU must drop them, as transform's tick-filter does.
+    for (at, bad) in [
+        (100, "not json at all"),
+        (
+            2_000,
+            r#"{"symbol":"AAPL","ts":"2024-01-02T15:00:00Z","price":-3,"volume":1}"#,
+        ),
+        (4_000, r#"{"symbol":"MSFT","price":10.5}"#),
+    ] {
+        lines.insert(at, bad.to_owned());
+    }
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    produce_raw(&cluster, &lines);
+    let expected = transform_all(&input, dir.path());
+
+    let outputs = dir.path().join("materialized");
+    let report = stderr(&materialize(&cluster, &outputs, &[]));
+    assert!(report.contains("materialize: 1 partition(s)"), "{report}");
+    assert_topics_match(&cluster, &expected);
+    assert_eq!(
+        read_topic(&cluster, "stock-enriched").len(),
+        lines.len() - 3,
+        "every valid tick and no invalid one is enriched"
+    );
+
+    let run = dir.path().join("run");
+    embedded_run(&input, &run);
+    let text = check_with_python(SAME_ROWS, &[run.as_path(), outputs.as_path()]);
+    assert!(text.contains("streaming_data/bars_5m"), "{text}");
+
+    // Run again: nothing new, nothing duplicated.
+    let again = stderr(&materialize(&cluster, &outputs, &[]));
+    assert!(again.contains("0 records this run"), "{again}");
+    assert_topics_match(&cluster, &expected);
+
+    // The dashboard follows the derived topics.
+    let port = stockstream_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut dashboard = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args([
+            "dashboard",
+            "--fluvio",
+            &cluster.endpoint,
+            "--listen",
+            &listen,
+        ])
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let symbols = wait_for_json(&format!("http://{listen}/api/symbols"), |v| {
+        v.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let first = symbols[0].as_str().unwrap().to_owned();
+    let bars = wait_for_json(
+        &format!("http://{listen}/api/history/bars?symbol={first}"),
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    );
+    let want_bar = expected[2]
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|b| b["symbol"] == first.as_str())
+        .unwrap();
+    let got_bar = bars.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        got_bar["window_end"], want_bar["window_end"],
+        "{got_bar} vs {want_bar}"
+    );
+    unsafe { libc::kill(dashboard.id() as i32, libc::SIGTERM) };
+    let status = dashboard.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
+    let Some(cluster) = cluster("materialize_resumes") else {
+        return;
+    };
+    setup(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let lines = write_ticks(&input, 16_000, 23);
+    let expected = transform_all(&input, dir.path());
+    let outputs = dir.path().join("materialized");
+
+    // 1. A first part, then a stop (idle exit) with everything committed.
+    let first = dir.path().join("first.jsonl");
+    fs::write(&first, lines[..5_000].join("\n") + "\n").unwrap();
+    produce_file(&cluster, &first);
+    materialize(&cluster, &outputs, &[]);
+
+    // 2. The producer goes on while the materializer is down; then it runs and is killed
+    //    (-9) after a commit, with records produced to the derived topics since.
+    let second = dir.path().join("second.jsonl");
+    fs::write(&second, lines[5_000..].join("\n") + "\n").unwrap();
+    produce_file(&cluster, &second);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args(["materialize", "--fluvio", &cluster.endpoint])
+        .args(["--outputs", outputs.to_str().unwrap()])
+        .args(["--commit-records", "2000", "--commit-interval", "60s"])
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let commits = |outputs: &Path| -> u64 {
+        fs::read_to_string(outputs.join("_materialize.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["commits"].as_u64())
+            .unwrap_or(0)
+    };
+    let before = commits(&outputs);
+    while commits(&outputs) < before + 2 {
+        assert!(Instant::now() < deadline, "no commit within 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let enriched_then = read_topic(&cluster, "stock-enriched").len();
+    assert!(
+        enriched_then < expected[0].lines().count(),
+        "killed too late to test anything"
+    );
+
+    // 3. Restart: the chains go through the partition again in the SPU (window state), the
+    //    committed records are dropped, the ones already in the derived topics are written to
+    //    files only, and the rest carries on.
+    let report = stderr(&materialize(&cluster, &outputs, &[]));
+    let number_after = |label: &str| -> u64 {
+        let at = report
+            .find(label)
+            .unwrap_or_else(|| panic!("no {label:?} in {report}"));
+        let rest = &report[at + label.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(
+        number_after("replayed (committed before) ") > 5_000,
+        "{report}"
+    );
+    eprintln!("{report}");
+    assert_topics_match(&cluster, &expected);
+
+    let run = dir.path().join("run");
+    embedded_run(&input, &run);
+    check_with_python(SAME_ROWS, &[run.as_path(), outputs.as_path()]);
+}
+
+/// GETs `url` until `ready` holds for its JSON (30 s at most).
+fn wait_for_json(url: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = http_get_json(url) {
+            if ready(&value) {
+                return value;
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn http_get_json(url: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/')?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
+#[test]
+fn kafka_through_the_bridge_lands_in_the_fluvio_topic_in_order() {
+    let Some(cluster) = cluster("kafka_through_the_bridge_lands_in_fluvio") else {
+        return;
+    };
+    setup(&cluster);
+    let broker = stockstream_testkit::kafka::KafkaBroker::shared();
+    let topic = broker.create_topic("ticks", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let lines = write_ticks(&input, 3_000, 5);
+    let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
+    ok(
+        Command::new(producer)
+            .args(["--input", input.to_str().unwrap(), "--speed", "max"])
+            .args(["--sink", "kafka", "--bootstrap", &broker.bootstrap()])
+            .args(["--topic", &topic])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap(),
+        "the producer",
+    );
+    let bridged = ok(
+        stockstream(&[
+            "bridge",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--group",
+            &stockstream_testkit::unique_name("bridge"),
+            "--stop-at-end",
+            "--to",
+            "fluvio",
+            "--fluvio",
+            &cluster.endpoint,
+        ]),
+        "stockstream bridge --to fluvio",
+    );
+    let got = read_topic(&cluster, "stock-ticks");
+    assert_eq!(got.len(), lines.len(), "{}", stderr(&bridged));
+    assert!(
+        got == lines,
+        "the Fluvio topic holds other records, or in another order"
+    );
+}

@@ -1,0 +1,21 @@
+//! stockstream on a Fluvio cluster, where the SmartModules run inside the SPUs next to the
+//! data and scale with partitions and SPUs.
+//!
+//! - [`setup`]: the topics and the four SmartModules, through the admin API, idempotently;
+//! - [`materialize`]: stock-ticks through each chain invoked in the broker, results to the
+//!   derived topics and to Parquet under `outputs/`, exactly once across restarts;
+//! - [`derived`]: the derived topics read back, for the dashboard;
+//! - [`topics`]: the names.
+
+pub mod derived;
+pub mod materialize;
+pub mod setup;
+pub mod topics;
+
+pub use producer::sinks::fluvio::{connect, ClusterTarget};
+
+/// `max_bytes` of every consumer here. With fluvio 0.50, a response cut at `max_bytes` loses
+/// the records of the batch it cuts (the reader resumes after it), and an SPU that cuts a
+/// chain's output has already run the cut input through the chain and runs it again on the
+/// next fetch, so stateful modules count those ticks twice: never cut.
+pub const READ_MAX_BYTES: i32 = i32::MAX;

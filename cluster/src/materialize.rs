@@ -1,0 +1,634 @@
+//! `stockstream materialize`: stock-ticks through the three chains *inside the SPUs*, the
+//! results produced to stock-enriched, stock-anomalies and stock-bars-5m and written to
+//! Parquet under `outputs/` like `stockstream run` does.
+//!
+//! One consumer stream per chain and partition carries the chain as SmartModule invocations
+//! with the parameters of `transforms/*.yaml` (what `fluvio consume --transforms-file` sends).
+//! Output of input partition p goes to partition p of each derived topic, so every (chain,
+//! partition) lane is one ordered sequence end to end.
+//!
+//! **Exactly once across restarts, bit for bit.** A commit writes the pending rows as Parquet
+//! files named by commit number, publishes them atomically, then replaces `_materialize.json`,
+//! which holds how many records each lane has put in its derived partition. On restart:
+//!
+//! - window state: each lane reads its partition again from the start through a fresh chain in
+//!   the SPU, so the modules go through the very states of the first run, and drops the first
+//!   `produced` records it gets back (they are committed). A chain is a deterministic function
+//!   of its input, so the records after them are the ones an uninterrupted run makes.
+//!   Two shortcuts are not taken, on purpose: record offsets (an SPU numbers a chain's output
+//!   records consecutively from the start of the input batch, so after a filtered tick they no
+//!   longer name their input), and broker-side `look_back` (an SPU reads the *newest* records
+//!   of the partition for it, which lie after the resume position whenever the producer went
+//!   on meanwhile, so those ticks would be counted twice). The price is a restart that re-reads
+//!   the retained partition; if retention has already removed its first records, the state
+//!   cannot be rebuilt exactly and materialize says so instead of guessing;
+//! - derived topics: records the lane produced after its last commit are already in its
+//!   derived partition (its end offset says how many); they are written to files but not
+//!   produced again;
+//! - files: parts of an unfinished commit are deleted and written again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fluvio::consumer::{ConsumerConfigExtBuilder, Record as ConsumerRecord};
+use fluvio::metadata::topic::TopicSpec;
+use fluvio::{
+    Fluvio, Offset, PartitionId, Partitioner, PartitionerConfig, ProduceOutput, RecordKey,
+    SmartModuleExtraParams, SmartModuleInvocation, SmartModuleInvocationWasm, SmartModuleKind,
+    TopicProducerConfigBuilder, TopicProducerPool,
+};
+use fluvio_future::timer::sleep;
+use futures_util::future::{select, Either};
+use futures_util::stream::{select_all, Stream as FuturesStream, StreamExt};
+use serde::{Deserialize, Serialize};
+use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock, Staged};
+use stockstream_pipeline::dates::partition_dir;
+use stockstream_pipeline::outputs::{parse_rows, Partitioned};
+use stockstream_pipeline::run::write_parquet_files;
+use stockstream_pipeline::Stream;
+use stockstream_runner::ChainSpec;
+
+use crate::topics;
+
+/// File name of the materializer's checkpoint in the outputs root.
+pub const CHECKPOINT_FILE: &str = "_materialize.json";
+const FORMAT: u32 = 1;
+
+/// Settings of `stockstream materialize`.
+#[derive(Debug, Clone)]
+pub struct MaterializeConfig {
+    /// The raw topic.
+    pub raw_topic: String,
+    /// Root of the Parquet outputs.
+    pub outputs: PathBuf,
+    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml.
+    pub transforms_dir: PathBuf,
+    /// Commit after this many derived records...
+    pub commit_records: u64,
+    /// ...or this long after the previous commit.
+    pub commit_interval: Duration,
+    /// Stop once every lane has been quiet this long (for batch jobs and tests); run until
+    /// asked to stop when `None`.
+    pub idle_exit: Option<Duration>,
+}
+
+impl MaterializeConfig {
+    pub fn new(outputs: PathBuf, transforms_dir: PathBuf) -> Self {
+        Self {
+            raw_topic: topics::RAW.to_owned(),
+            outputs,
+            transforms_dir,
+            commit_records: 100_000,
+            commit_interval: Duration::from_secs(5),
+            idle_exit: None,
+        }
+    }
+}
+
+/// Where one (chain, partition) lane stands after a commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LanePosition {
+    /// Records put in the lane's derived partition (its next offset).
+    pub produced: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Checkpoint {
+    format: u32,
+    raw_topic: String,
+    partitions: u32,
+    /// Each chain's steps and parameters: a restart with others would mix two computations.
+    chains: BTreeMap<String, String>,
+    commits: u64,
+    /// Per stream, one position per partition.
+    lanes: BTreeMap<String, Vec<LanePosition>>,
+    /// Rows written per stream.
+    rows: BTreeMap<String, u64>,
+    files: u64,
+}
+
+impl Checkpoint {
+    fn load(path: &Path) -> anyhow::Result<Option<Self>> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a materializer checkpoint ({e}); move it away to start over",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            checkpoint.format == FORMAT,
+            "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
+            path.display(),
+            checkpoint.format
+        );
+        Ok(Some(checkpoint))
+    }
+
+    fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("serialisable");
+        bytes.push(b'\n');
+        stockstream_pipeline::commit::replace_file(path, &bytes)
+    }
+}
+
+/// What a run did, for its closing line.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub partitions: u32,
+    /// Derived records handled by this process, per stream (replayed ones excluded).
+    pub records: BTreeMap<&'static str, u64>,
+    /// Records the replay made again and dropped (committed before), per stream.
+    pub replayed: BTreeMap<&'static str, u64>,
+    /// Records found already in the derived topics after the last commit (not produced twice).
+    pub already_produced: u64,
+    /// Commits by this process.
+    pub commits: u64,
+    /// Rows per stream over all runs.
+    pub total_rows: BTreeMap<String, u64>,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |map: &BTreeMap<&'static str, u64>| {
+            Stream::ALL
+                .iter()
+                .map(|s| format!("{} {}", map.get(s.name()).copied().unwrap_or(0), s.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits in {:.2} s",
+            self.partitions,
+            self.records.values().sum::<u64>(),
+            list(&self.records),
+            list(&self.replayed),
+            self.already_produced,
+            self.commits,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Sends every record to one partition: lane p writes partition p of its derived topic.
+#[derive(Debug)]
+struct FixedPartition(PartitionId);
+
+impl Partitioner for FixedPartition {
+    fn partition(&self, _: &PartitionerConfig, _: Option<&[u8]>, _: &[u8]) -> PartitionId {
+        self.0
+    }
+}
+
+/// One (chain, partition) lane.
+struct Lane {
+    stream: Stream,
+    partition: u32,
+    position: LanePosition,
+    /// Records still to come that were committed before (the replay of the partition).
+    skip: u64,
+    /// Records still to come that the derived partition already holds.
+    already: u64,
+    producer: TopicProducerPool,
+}
+
+type LaneStream = Pin<Box<dyn FuturesStream<Item = (usize, Result<ConsumerRecord, String>)>>>;
+
+/// Runs until `stop` is set (or `idle_exit` passes), committing on schedule; everything
+/// handled is committed when it returns `Ok`.
+pub async fn materialize(
+    fluvio: &Fluvio,
+    config: &MaterializeConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let root = &config.outputs;
+    let _lock = DirLock::acquire(root)?;
+    anyhow::ensure!(
+        !root
+            .join(stockstream_pipeline::checkpoint::FILE_NAME)
+            .exists(),
+        "{} holds the outputs of `stockstream run`; choose another --outputs for materialize",
+        root.display()
+    );
+    let specs = load_chains(&config.transforms_dir)?;
+    let fingerprints: BTreeMap<String, String> = specs
+        .iter()
+        .map(|(stream, spec)| (stream.name().to_owned(), fingerprint(spec)))
+        .collect();
+    let partitions = topic_partitions(fluvio, &config.raw_topic).await?;
+    for (_, topic) in topics::DERIVED {
+        let have = topic_partitions(fluvio, topic).await?;
+        anyhow::ensure!(
+            have == partitions,
+            "topic {topic} has {have} partition(s) but {} has {partitions}: each derived topic needs as many as the raw topic (`stockstream setup --partitions {partitions}`)",
+            config.raw_topic
+        );
+    }
+
+    let checkpoint_path = root.join(CHECKPOINT_FILE);
+    let mut committed = match Checkpoint::load(&checkpoint_path)? {
+        Some(c) => {
+            anyhow::ensure!(
+                c.raw_topic == config.raw_topic && c.partitions == partitions,
+                "{} was written for topic {} with {} partition(s), not {} with {partitions}; choose another --outputs",
+                checkpoint_path.display(),
+                c.raw_topic,
+                c.partitions,
+                config.raw_topic
+            );
+            for (name, print) in &fingerprints {
+                anyhow::ensure!(
+                    c.chains.get(name) == Some(print),
+                    "the {name} chain differs from the one {} was written with ({} now, {} then); choose another --outputs",
+                    checkpoint_path.display(),
+                    print,
+                    c.chains.get(name).map_or("none", String::as_str)
+                );
+            }
+            c
+        }
+        None => Checkpoint {
+            format: FORMAT,
+            raw_topic: config.raw_topic.clone(),
+            partitions,
+            chains: fingerprints.clone(),
+            commits: 0,
+            lanes: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            files: 0,
+        },
+    };
+    let dirs: Vec<PathBuf> = Stream::ALL.iter().map(|s| root.join(s.dir())).collect();
+    let orphans = remove_orphans(&dirs, committed.commits)?;
+    if orphans > 0 {
+        tracing::info!("removed {orphans} file(s) of an unfinished commit");
+    }
+
+    let mut report = Report {
+        partitions,
+        ..Report::default()
+    };
+    let mut lanes = Vec::new();
+    let mut streams: Vec<LaneStream> = Vec::new();
+    for (stream, spec) in &specs {
+        for partition in 0..partitions {
+            let position = committed
+                .lanes
+                .get(stream.name())
+                .and_then(|l| l.get(partition as usize))
+                .cloned()
+                .unwrap_or_default();
+            let topic = topics::derived(*stream);
+            let end = end_offset(fluvio, topic, partition).await?;
+            anyhow::ensure!(
+                end >= position.produced,
+                "partition {partition} of {topic} ends at {end}, before the {} records committed to it: was the topic recreated? Start over with a new --outputs",
+                position.produced
+            );
+            let already = end - position.produced;
+            report.already_produced += already;
+            if position.produced > 0 || already > 0 {
+                let first = first_offset(fluvio, &config.raw_topic, partition).await?;
+                anyhow::ensure!(
+                    first == 0,
+                    "partition {partition} of {} starts at offset {first}: retention removed its first records, so the {} chain's window state cannot be rebuilt exactly; start over with a new --outputs (and give the topic a retention longer than the materializer's downtime)",
+                    config.raw_topic,
+                    stream.name()
+                );
+            }
+            let producer = fluvio
+                .topic_producer_with_config(
+                    topic,
+                    TopicProducerConfigBuilder::default()
+                        .partitioner(Arc::new(FixedPartition(partition)))
+                        .build()
+                        .context("producer settings")?,
+                )
+                .await
+                .with_context(|| format!("cannot produce to {topic}"))?;
+            let consumer = fluvio
+                .consumer_with_config(
+                    ConsumerConfigExtBuilder::default()
+                        .topic(config.raw_topic.clone())
+                        .partition(partition)
+                        .offset_start(Offset::beginning())
+                        // An SPU that cuts a chain's output at max_bytes has already run the
+                        // cut input through the chain, and runs it again on the next fetch:
+                        // stateful modules would count those ticks twice.
+                        .max_bytes(crate::READ_MAX_BYTES)
+                        .smartmodule(invocations(spec))
+                        .build()
+                        .context("consumer settings")?,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot consume {} partition {partition} through the {} chain (are the modules registered? `stockstream setup`)",
+                        config.raw_topic,
+                        stream.name()
+                    )
+                })?;
+            let index = lanes.len();
+            streams.push(Box::pin(
+                consumer.map(move |item| (index, item.map_err(|e| format!("{e:?}")))),
+            ));
+            tracing::info!(
+                stream = stream.name(),
+                partition,
+                committed = position.produced,
+                already,
+                "lane open"
+            );
+            lanes.push(Lane {
+                stream: *stream,
+                partition,
+                skip: position.produced,
+                position,
+                already,
+                producer,
+            });
+        }
+    }
+
+    let mut pending: Vec<Partitioned> = Stream::ALL.iter().map(|s| Partitioned::new(*s)).collect();
+    let mut pending_outputs: Vec<ProduceOutput> = Vec::new();
+    let mut pending_records = 0u64;
+    let mut last_commit = Instant::now();
+    let mut last_record = Instant::now();
+    let mut merged = select_all(streams);
+    let mut timer = Box::pin(sleep(Duration::from_millis(200)));
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if config
+            .idle_exit
+            .is_some_and(|idle| last_record.elapsed() >= idle)
+        {
+            break;
+        }
+        match select(merged.next(), &mut timer).await {
+            Either::Left((Some((index, item)), _)) => {
+                last_record = Instant::now();
+                let record = item.map_err(|e| {
+                    anyhow::anyhow!(
+                        "the {} chain failed on partition {} in the SPU: {e} (are the modules registered? `stockstream setup`)",
+                        lanes[index].stream.name(),
+                        lanes[index].partition
+                    )
+                })?;
+                let lane = &mut lanes[index];
+                if lane.skip > 0 {
+                    lane.skip -= 1;
+                    *report.replayed.entry(lane.stream.name()).or_default() += 1;
+                    continue;
+                }
+                let value = record.record.value.as_ref();
+                let rows = parse_rows(lane.stream, [value])?;
+                lane.position.produced += 1;
+                *report.records.entry(lane.stream.name()).or_default() += 1;
+                if lane.already > 0 {
+                    lane.already -= 1;
+                } else {
+                    let key = match &record.record.key {
+                        Some(key) => RecordKey::from(key.as_ref().to_vec()),
+                        None => RecordKey::NULL,
+                    };
+                    let output =
+                        lane.producer
+                            .send(key, value.to_vec())
+                            .await
+                            .with_context(|| {
+                                format!("producing to {}", topics::derived(lane.stream))
+                            })?;
+                    pending_outputs.push(output);
+                }
+                pending[lane.stream.index()].push(rows);
+                pending_records += 1;
+                if pending_records >= config.commit_records {
+                    commit(
+                        root,
+                        &checkpoint_path,
+                        &mut committed,
+                        &lanes,
+                        &mut pending,
+                        &mut pending_outputs,
+                    )
+                    .await?;
+                    report.commits += 1;
+                    pending_records = 0;
+                    last_commit = Instant::now();
+                }
+            }
+            Either::Left((None, _)) => break,
+            Either::Right(_) => {
+                timer = Box::pin(sleep(Duration::from_millis(200)));
+                if pending_records > 0 && last_commit.elapsed() >= config.commit_interval {
+                    commit(
+                        root,
+                        &checkpoint_path,
+                        &mut committed,
+                        &lanes,
+                        &mut pending,
+                        &mut pending_outputs,
+                    )
+                    .await?;
+                    report.commits += 1;
+                    pending_records = 0;
+                    last_commit = Instant::now();
+                }
+            }
+        }
+    }
+    if pending_records > 0 || committed.commits == 0 {
+        commit(
+            root,
+            &checkpoint_path,
+            &mut committed,
+            &lanes,
+            &mut pending,
+            &mut pending_outputs,
+        )
+        .await?;
+        report.commits += 1;
+    }
+    report.total_rows = committed.rows.clone();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Makes everything pending durable: the derived records acknowledged, the files published,
+/// then the checkpoint.
+async fn commit(
+    root: &Path,
+    checkpoint_path: &Path,
+    committed: &mut Checkpoint,
+    lanes: &[Lane],
+    pending: &mut [Partitioned],
+    outputs: &mut Vec<ProduceOutput>,
+) -> anyhow::Result<()> {
+    for lane in lanes {
+        lane.producer
+            .flush()
+            .await
+            .with_context(|| format!("flushing {}", topics::derived(lane.stream)))?;
+    }
+    for output in outputs.drain(..) {
+        output
+            .wait()
+            .await
+            .context("a derived record was not acknowledged")?;
+    }
+    let number = committed.commits;
+    let mut staged = Staged::default();
+    let mut files = Vec::new();
+    let mut next = committed.clone();
+    for partitioned in pending.iter_mut() {
+        let stream = partitioned.stream;
+        *next.rows.entry(stream.name().to_owned()).or_default() += partitioned.rows as u64;
+        let dir = root.join(stream.dir());
+        for (day, rows) in partitioned.take() {
+            let path = dir
+                .join(partition_dir(day))
+                .join(part_name(number, number + 1, "parquet"));
+            let out = staged
+                .create(path.clone())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            files.push((out, path, rows));
+        }
+    }
+    write_parquet_files(files)?;
+    next.files += staged.len() as u64;
+    staged
+        .publish(root)
+        .with_context(|| format!("publishing files in {}", root.display()))?;
+    next.commits += 1;
+    next.lanes.clear();
+    for lane in lanes {
+        let list = next.lanes.entry(lane.stream.name().to_owned()).or_default();
+        debug_assert_eq!(list.len(), lane.partition as usize);
+        list.push(lane.position.clone());
+    }
+    next.save(checkpoint_path)
+        .with_context(|| format!("writing {}", checkpoint_path.display()))?;
+    *committed = next;
+    tracing::debug!(commit = number, "committed");
+    Ok(())
+}
+
+fn load_chains(dir: &Path) -> anyhow::Result<Vec<(Stream, ChainSpec)>> {
+    Stream::ALL
+        .iter()
+        .map(|stream| {
+            let path = dir.join(stream.transforms_file());
+            let spec = ChainSpec::from_file(&path)
+                .with_context(|| format!("the {} chain", stream.name()))?;
+            Ok((*stream, spec))
+        })
+        .collect()
+}
+
+/// The steps and their parameters (not the lookback, which changes no output).
+fn fingerprint(spec: &ChainSpec) -> String {
+    spec.steps
+        .iter()
+        .map(|s| format!("{} {:?}", s.uses, s.params))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The chain as SmartModule invocations, as `fluvio consume --transforms-file` sends them but
+/// without `lookback` (see the module documentation).
+pub fn invocations(spec: &ChainSpec) -> Vec<SmartModuleInvocation> {
+    let name = spec
+        .steps
+        .iter()
+        .map(|s| s.uses.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    spec.steps
+        .iter()
+        .map(|step| SmartModuleInvocation {
+            wasm: SmartModuleInvocationWasm::Predefined(step.uses.clone()),
+            kind: SmartModuleKind::Generic(Default::default()),
+            params: SmartModuleExtraParams::new(step.params.clone(), None),
+            name: Some(name.clone()),
+        })
+        .collect()
+}
+
+/// Partitions of a topic.
+pub async fn topic_partitions(fluvio: &Fluvio, topic: &str) -> anyhow::Result<u32> {
+    let admin = fluvio.admin().await;
+    let found = admin
+        .list::<TopicSpec, String>(vec![topic.to_owned()])
+        .await
+        .with_context(|| format!("looking up topic {topic}"))?;
+    found
+        .into_iter()
+        .find(|t| t.name == topic)
+        .map(|t| t.spec.replicas().partitions())
+        .ok_or_else(|| {
+            anyhow::anyhow!("topic {topic} does not exist (`stockstream setup` creates it)")
+        })
+}
+
+/// The next offset of a partition (its number of records, retention aside).
+pub async fn end_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
+    let mut stream = fluvio
+        .consumer_with_config(
+            ConsumerConfigExtBuilder::default()
+                .topic(topic.to_owned())
+                .partition(partition)
+                .offset_start(Offset::from_end(1))
+                .disable_continuous(true)
+                .max_bytes(crate::READ_MAX_BYTES)
+                .build()
+                .context("consumer settings")?,
+        )
+        .await
+        .with_context(|| format!("reading the end of {topic} partition {partition}"))?;
+    match stream.next().await {
+        Some(Ok(record)) => Ok((record.offset + 1) as u64),
+        Some(Err(e)) => Err(anyhow::anyhow!(
+            "reading the end of {topic} partition {partition}: {e:?}"
+        )),
+        None => Ok(0),
+    }
+}
+
+/// The first offset a partition still holds (0 unless retention removed records).
+pub async fn first_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
+    let mut stream = fluvio
+        .consumer_with_config(
+            ConsumerConfigExtBuilder::default()
+                .topic(topic.to_owned())
+                .partition(partition)
+                .offset_start(Offset::beginning())
+                .disable_continuous(true)
+                .max_bytes(crate::READ_MAX_BYTES)
+                .build()
+                .context("consumer settings")?,
+        )
+        .await
+        .with_context(|| format!("reading the start of {topic} partition {partition}"))?;
+    match stream.next().await {
+        Some(Ok(record)) => Ok(record.offset as u64),
+        Some(Err(e)) => Err(anyhow::anyhow!(
+            "reading the start of {topic} partition {partition}: {e:?}"
+        )),
+        None => Ok(0),
+    }
+}
