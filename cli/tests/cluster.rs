@@ -30,8 +30,12 @@ const DERIVED: [(&str, &str); 3] = [
 ];
 
 fn cluster(test: &str) -> Option<FluvioCluster> {
+    cluster_of(test, 1)
+}
+
+fn cluster_of(test: &str, spus: u16) -> Option<FluvioCluster> {
     let binaries = FluvioBinaries::find_or_skip(test)?;
-    Some(FluvioCluster::start(binaries, 1).expect("a local Fluvio cluster starts"))
+    Some(FluvioCluster::start(binaries, spus).expect("a local Fluvio cluster starts"))
 }
 
 fn stockstream(args: &[&str]) -> Output {
@@ -110,13 +114,18 @@ fn produce_raw(cluster: &FluvioCluster, lines: &[String]) {
 
 /// Every record of a topic's partition 0, as text.
 fn read_topic(cluster: &FluvioCluster, topic: &str) -> Vec<String> {
+    read_partition(cluster, topic, 0)
+}
+
+/// Every record of one partition of a topic, as text.
+fn read_partition(cluster: &FluvioCluster, topic: &str, partition: u32) -> Vec<String> {
     let fluvio = cluster.connect().unwrap();
     run_block_on(async {
         let mut stream = fluvio
             .consumer_with_config(
                 ConsumerConfigExtBuilder::default()
                     .topic(topic.to_owned())
-                    .partition(0)
+                    .partition(partition)
                     .offset_start(Offset::beginning())
                     .disable_continuous(true)
                     // With the default, this client loses records at the edges of cut
@@ -251,6 +260,43 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
     let second = setup(&cluster);
     assert_eq!(second.matches(": unchanged").count(), 8, "{second}");
     assert!(!second.contains("created"), "{second}");
+
+    // A module whose build changed is replaced; the others are left alone.
+    let built = repo_root().join("target/wasm32-wasip1/release-lto");
+    let changed = tempfile::tempdir().unwrap();
+    for file in [
+        "tick_filter",
+        "rolling_stats",
+        "zscore_anomaly",
+        "window_bars",
+    ] {
+        let from = if file == "rolling_stats" {
+            "tick_filter"
+        } else {
+            file
+        };
+        fs::copy(
+            built.join(format!("{from}.wasm")),
+            changed.path().join(format!("{file}.wasm")),
+        )
+        .unwrap();
+    }
+    let replaced = ok(
+        stockstream(&[
+            "setup",
+            "--fluvio",
+            &cluster.endpoint,
+            "--wasm-dir",
+            changed.path().to_str().unwrap(),
+        ]),
+        "stockstream setup --wasm-dir",
+    );
+    let replaced = String::from_utf8(replaced.stdout).unwrap();
+    assert!(
+        replaced.contains("smartmodule stockstream/rolling-stats@0.1.0: replaced"),
+        "{replaced}"
+    );
+    assert_eq!(replaced.matches(": unchanged").count(), 7, "{replaced}");
 
     let other = stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]);
     assert!(!other.status.success());
@@ -509,4 +555,162 @@ fn kafka_through_the_bridge_lands_in_the_fluvio_topic_in_order() {
         got == lines,
         "the Fluvio topic holds other records, or in another order"
     );
+}
+
+/// The official tools' flow on the modules `setup` registered: `fluvio smartmodule list`, a
+/// whole-topic `fluvio consume --transforms-file` equal to transform, and a consumer that
+/// starts at the end of the topic with transforms/bars-5m.yaml: the modules' `look_back`
+/// rebuilds the open windows from the topic, so the bars it prints for new ticks are exactly
+/// those an uninterrupted run emits for them (none missing, none again).
+#[test]
+fn fluvio_cli_consume_with_transforms_files_and_look_back() {
+    let Some(cluster) = cluster("fluvio_cli_consume_with_transforms_files") else {
+        return;
+    };
+    if cluster.cli().is_none() {
+        eprintln!(
+            "SKIPPED fluvio_cli_consume_with_transforms_files: no `fluvio` CLI beside fluvio-run"
+        );
+        return;
+    }
+    setup(&cluster);
+    let listed = ok(
+        cluster
+            .cli()
+            .unwrap()
+            .args(["smartmodule", "list"])
+            .output()
+            .unwrap(),
+        "fluvio smartmodule list",
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for module in [
+        "tick-filter",
+        "rolling-stats",
+        "zscore-anomaly",
+        "window-bars",
+    ] {
+        assert!(listed.contains(module), "{module} not in:\n{listed}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let lines = write_ticks(&input, 8_000, 31);
+    let first = dir.path().join("first.jsonl");
+    fs::write(&first, lines[..4_000].join("\n") + "\n").unwrap();
+    produce_file(&cluster, &first);
+
+    // The whole topic so far through the enriched chain, as a user would run it.
+    let consumed = ok(
+        cluster
+            .cli()
+            .unwrap()
+            .args([
+                "consume",
+                "stock-ticks",
+                "-B",
+                "-d",
+                "--maxbytes",
+                "100000000",
+            ])
+            .args(["--transforms-file", "transforms/from-start/enriched.yaml"])
+            .current_dir(repo_root())
+            .output()
+            .unwrap(),
+        "fluvio consume -B --transforms-file transforms/from-start/enriched.yaml",
+    );
+    let want = transform_all(&first, dir.path());
+    let got = String::from_utf8_lossy(&consumed.stdout).into_owned();
+    if let Some(diff) = diff_json_lines(&got, &want[0], 0.0) {
+        panic!("fluvio consume differs from stockstream transform:\n{diff}");
+    }
+    let bars_of_first = want[2].lines().count();
+
+    // A consumer from the end of the topic: look_back replays what the windows need.
+    let mut tail = cluster
+        .cli()
+        .unwrap()
+        .args([
+            "consume",
+            "stock-ticks",
+            "--transforms-file",
+            "transforms/bars-5m.yaml",
+        ])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it start (and run look_back) before new ticks come.
+    std::thread::sleep(Duration::from_secs(3));
+    let second = dir.path().join("second.jsonl");
+    fs::write(&second, lines[4_000..].join("\n") + "\n").unwrap();
+    produce_file(&cluster, &second);
+    let all = transform_all(&input, dir.path());
+    let want_new = all[2].lines().skip(bars_of_first).count();
+    assert!(want_new > 0);
+    let stdout = tail.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with('{'))
+            .take(want_new)
+            .collect::<Vec<String>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    let got = reader.join().unwrap().join("\n");
+    let want = all[2]
+        .lines()
+        .skip(bars_of_first)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if let Some(diff) = diff_json_lines(&got, &want, 0.0) {
+        panic!("bars after look_back differ from an uninterrupted run:\n{diff}");
+    }
+}
+
+/// Scale-out: two SPUs, two partitions. The producer spreads symbols over the partitions;
+/// each derived partition p holds exactly what transform makes of raw partition p (the
+/// window-bars watermark is per partition, as in any partitioned stream processor).
+#[test]
+fn two_partitions_on_two_spus_materialize_partition_by_partition() {
+    let Some(cluster) = cluster_of("two_partitions_on_two_spus", 2) else {
+        return;
+    };
+    ok(
+        stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]),
+        "stockstream setup --partitions 2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let lines = write_ticks(&input, 6_000, 41);
+    produce_file(&cluster, &input);
+    let outputs = dir.path().join("materialized");
+    let report = stderr(&materialize(&cluster, &outputs, &[]));
+    assert!(report.contains("materialize: 2 partition(s)"), "{report}");
+    let mut total = 0;
+    for partition in 0..2 {
+        let raw = read_partition(&cluster, "stock-ticks", partition);
+        assert!(!raw.is_empty(), "partition {partition} got no ticks");
+        total += raw.len();
+        let part_input = dir.path().join(format!("p{partition}.jsonl"));
+        fs::write(&part_input, raw.join("\n") + "\n").unwrap();
+        let part_dir = dir.path().join(format!("p{partition}"));
+        fs::create_dir_all(&part_dir).unwrap();
+        let want = transform_all(&part_input, &part_dir);
+        for ((topic, _), want) in DERIVED.iter().zip(&want) {
+            let got = read_partition(&cluster, topic, partition).join("\n");
+            if let Some(diff) = diff_json_lines(&got, want, 1e-9) {
+                panic!("{topic} partition {partition} differs from transform:\n{diff}");
+            }
+        }
+    }
+    assert_eq!(total, lines.len());
 }

@@ -1,0 +1,58 @@
+//! The chains a cluster runs: `transforms/from-start/` holds the chains of `transforms/`
+//! without look_back (for consumers from the start of a topic), and materialize invokes them
+//! in the SPU by their registered names, with their parameters and no look_back.
+
+use std::path::{Path, PathBuf};
+
+use fluvio::SmartModuleInvocationWasm;
+use stockstream_cluster::materialize::invocations;
+use stockstream_cluster::setup::MODULES;
+use stockstream_runner::ChainSpec;
+
+fn transforms() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../transforms")
+}
+
+#[test]
+fn from_start_chains_are_the_live_chains_without_look_back() {
+    for name in ["enriched.yaml", "anomalies.yaml", "bars-5m.yaml"] {
+        let live = ChainSpec::from_file(&transforms().join(name)).unwrap();
+        let from_start = ChainSpec::from_file(&transforms().join("from-start").join(name)).unwrap();
+        assert!(
+            live.steps.iter().any(|s| s.lookback.is_some()),
+            "{name}: the live chain rebuilds its state with look_back"
+        );
+        let mut without = live.clone();
+        for step in &mut without.steps {
+            step.lookback = None;
+        }
+        assert_eq!(without, from_start, "{name}");
+    }
+}
+
+#[test]
+fn invocations_name_registered_modules_with_parameters_and_no_look_back() {
+    let registered: Vec<String> = MODULES
+        .iter()
+        .map(|m| m.package().unwrap().fqdn())
+        .collect();
+    let spec = ChainSpec::from_file(&transforms().join("anomalies.yaml")).unwrap();
+    let calls = invocations(&spec);
+    assert_eq!(calls.len(), spec.steps.len());
+    for (call, step) in calls.iter().zip(&spec.steps) {
+        match &call.wasm {
+            SmartModuleInvocationWasm::Predefined(name) => {
+                assert_eq!(name, &step.uses);
+                assert!(
+                    registered.contains(name),
+                    "{name} is not what setup registers"
+                );
+            }
+            other => panic!("not a registered module: {other:?}"),
+        }
+        assert!(call.params.lookback().is_none());
+        for (key, value) in &step.params {
+            assert_eq!(call.params.get(key), Some(value));
+        }
+    }
+}
