@@ -5,7 +5,7 @@
 WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars
 CARGO ?= cargo
 
-.PHONY: setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench clean-cache
+.PHONY: cluster-test setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -40,6 +40,12 @@ lint: setup
 
 unit: setup-test wasm wasm-release
 	$(CARGO) test --workspace --release
+	@scripts/fluvio-bins.sh >/dev/null || echo "note: the live-cluster tests (cli/tests/cluster.rs) were skipped: no fluvio-run in \$$FLUVIO_BIN_DIR or on PATH (README.md, Cluster mode)"
+
+# Only the live-cluster tests (they skip without Fluvio's binaries; see README.md).
+cluster-test: setup-test wasm
+	@scripts/fluvio-bins.sh
+	$(CARGO) test --release -p stockstream --test cluster -- --test-threads 2
 
 # The dashboard in headless Chromium against `stockstream run --synthetic`.
 e2e: setup-test build
