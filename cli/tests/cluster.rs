@@ -15,13 +15,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, diff_json_lines, repo_root, stderr};
+use common::{check_with_python, diff_json_lines, repo_root, stderr, write_ticks};
 use fluvio::consumer::ConsumerConfigExtBuilder;
 use fluvio::Offset;
 use fluvio_future::task::run_block_on;
 use futures_util::StreamExt;
 use stockstream_testkit::fluvio::{FluvioBinaries, FluvioCluster};
-use stockstream_ticks::{Synthetic, SyntheticConfig};
 
 const DERIVED: [(&str, &str); 3] = [
     ("stock-enriched", "enriched.yaml"),
@@ -29,13 +28,33 @@ const DERIVED: [(&str, &str); 3] = [
     ("stock-bars-5m", "bars-5m.yaml"),
 ];
 
-fn cluster(test: &str) -> Option<FluvioCluster> {
+fn cluster(test: &str) -> Option<Serialized> {
     cluster_of(test, 1)
 }
 
-fn cluster_of(test: &str, spus: u16) -> Option<FluvioCluster> {
+/// One cluster test at a time: each starts a cluster of its own, and timing-sensitive steps
+/// (a tail consumer's look_back) should not compete with five others for two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Serialized {
+    cluster: FluvioCluster,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Serialized {
+    type Target = FluvioCluster;
+    fn deref(&self) -> &FluvioCluster {
+        &self.cluster
+    }
+}
+
+fn cluster_of(test: &str, spus: u16) -> Option<Serialized> {
     let binaries = FluvioBinaries::find_or_skip(test)?;
-    Some(FluvioCluster::start(binaries, spus).expect("a local Fluvio cluster starts"))
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    Some(Serialized {
+        cluster: FluvioCluster::start(binaries, spus).expect("a local Fluvio cluster starts"),
+        _turn: turn,
+    })
 }
 
 fn stockstream(args: &[&str]) -> Output {
@@ -62,22 +81,6 @@ fn setup(cluster: &FluvioCluster) -> String {
         "stockstream setup",
     );
     String::from_utf8(output.stdout).unwrap()
-}
-
-/// `count` synthetic ticks as JSON lines, a slow event rate so they span many 5-minute bars.
-fn write_ticks(path: &Path, count: usize, seed: u64) -> Vec<String> {
-    let config = SyntheticConfig {
-        rate: 5.0,
-        seed,
-        ..SyntheticConfig::default()
-    };
-    let lines: Vec<String> = Synthetic::new(config)
-        .unwrap()
-        .take(count)
-        .map(|tick| String::from_utf8(tick.record()).unwrap())
-        .collect();
-    fs::write(path, lines.join("\n") + "\n").unwrap();
-    lines
 }
 
 /// The project's producer sends a file to stock-ticks (`--sink fluvio --fluvio`).
@@ -325,7 +328,7 @@ fn materialize_equals_transform_and_run_and_drops_invalid_ticks_in_the_broker() 
     setup(&cluster);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
-    let mut lines = write_ticks(&input, 6_000, 11);
+    let mut lines = write_ticks(&input, 6_000, 11, 5.0);
     // Invalid records go straight into the topic (the producer would refuse them): tick-filter
     // in the SPU must drop them, as transform's tick-filter does.
     for (at, bad) in [
@@ -409,7 +412,7 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     setup(&cluster);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
-    let lines = write_ticks(&input, 16_000, 23);
+    let lines = write_ticks(&input, 16_000, 23, 5.0);
     let expected = transform_all(&input, dir.path());
     let outputs = dir.path().join("materialized");
 
@@ -477,6 +480,27 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     check_with_python(SAME_ROWS, &[run.as_path(), outputs.as_path()]);
 }
 
+/// The first `count` JSON lines a running command prints (60 s at most); then it is killed.
+fn json_lines_of(mut child: std::process::Child, count: usize) -> Vec<String> {
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with('{'))
+            .take(count)
+            .collect::<Vec<String>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap()
+}
+
 /// GETs `url` until `ready` holds for its JSON (30 s at most).
 fn wait_for_json(url: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -520,7 +544,7 @@ fn kafka_through_the_bridge_lands_in_the_fluvio_topic_in_order() {
     let topic = broker.create_topic("ticks", 1);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
-    let lines = write_ticks(&input, 3_000, 5);
+    let lines = write_ticks(&input, 3_000, 5, 5.0);
     let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
     ok(
         Command::new(producer)
@@ -595,39 +619,31 @@ fn fluvio_cli_consume_with_transforms_files_and_look_back() {
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
-    let lines = write_ticks(&input, 8_000, 31);
+    let lines = write_ticks(&input, 8_000, 31, 5.0);
     let first = dir.path().join("first.jsonl");
     fs::write(&first, lines[..4_000].join("\n") + "\n").unwrap();
     produce_file(&cluster, &first);
 
     // The whole topic so far through the enriched chain, as a user would run it.
-    let consumed = ok(
-        cluster
-            .cli()
-            .unwrap()
-            .args([
-                "consume",
-                "stock-ticks",
-                "-B",
-                "-d",
-                "--maxbytes",
-                "100000000",
-            ])
-            .args(["--transforms-file", "transforms/from-start/enriched.yaml"])
-            .current_dir(repo_root())
-            .output()
-            .unwrap(),
-        "fluvio consume -B --transforms-file transforms/from-start/enriched.yaml",
-    );
     let want = transform_all(&first, dir.path());
-    let got = String::from_utf8_lossy(&consumed.stdout).into_owned();
+    let from_start = cluster
+        .cli()
+        .unwrap()
+        .args(["consume", "stock-ticks", "-B", "--maxbytes", "100000000"])
+        .args(["--transforms-file", "transforms/from-start/enriched.yaml"])
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = json_lines_of(from_start, want[0].lines().count()).join("\n");
     if let Some(diff) = diff_json_lines(&got, &want[0], 0.0) {
         panic!("fluvio consume differs from stockstream transform:\n{diff}");
     }
     let bars_of_first = want[2].lines().count();
 
     // A consumer from the end of the topic: look_back replays what the windows need.
-    let mut tail = cluster
+    let tail = cluster
         .cli()
         .unwrap()
         .args([
@@ -642,30 +658,14 @@ fn fluvio_cli_consume_with_transforms_files_and_look_back() {
         .spawn()
         .unwrap();
     // Let it start (and run look_back) before new ticks come.
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     let second = dir.path().join("second.jsonl");
     fs::write(&second, lines[4_000..].join("\n") + "\n").unwrap();
     produce_file(&cluster, &second);
     let all = transform_all(&input, dir.path());
     let want_new = all[2].lines().skip(bars_of_first).count();
     assert!(want_new > 0);
-    let stdout = tail.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.starts_with('{'))
-            .take(want_new)
-            .collect::<Vec<String>>()
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reader.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    tail.kill().unwrap();
-    tail.wait().unwrap();
-    let got = reader.join().unwrap().join("\n");
+    let got = json_lines_of(tail, want_new).join("\n");
     let want = all[2]
         .lines()
         .skip(bars_of_first)
@@ -690,7 +690,7 @@ fn two_partitions_on_two_spus_materialize_partition_by_partition() {
     );
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
-    let lines = write_ticks(&input, 6_000, 41);
+    let lines = write_ticks(&input, 6_000, 41, 5.0);
     produce_file(&cluster, &input);
     let outputs = dir.path().join("materialized");
     let report = stderr(&materialize(&cluster, &outputs, &[]));

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, repo_root, stderr, SAME_OUTPUTS};
+use common::{check_with_python, repo_root, stderr, write_ticks, SAME_OUTPUTS};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use stockstream_testkit::kafka::KafkaBroker;
 use stockstream_testkit::unique_name;
-use stockstream_ticks::{Synthetic, SyntheticConfig};
 
 /// The producer binary, built by `cargo test --workspace` beside this one.
 fn producer_binary() -> PathBuf {
@@ -27,22 +26,6 @@ fn producer_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// `count` synthetic ticks as JSON lines (seeded: the same every run).
-fn write_ticks(path: &Path, count: usize, seed: u64) -> Vec<String> {
-    let config = SyntheticConfig {
-        rate: 50.0,
-        seed,
-        ..SyntheticConfig::default()
-    };
-    let lines: Vec<String> = Synthetic::new(config)
-        .unwrap()
-        .take(count)
-        .map(|tick| String::from_utf8(tick.record()).unwrap())
-        .collect();
-    fs::write(path, lines.join("\n") + "\n").unwrap();
-    lines
 }
 
 fn produce_file(broker: &KafkaBroker, topic: &str, input: &Path, speed: &str) -> Child {
@@ -109,7 +92,7 @@ fn producer_to_kafka_to_the_bridge_equals_the_direct_pipeline() {
     let topic = broker.create_topic("ticks", 1);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("ticks.jsonl");
-    write_ticks(&input, 20_000, 11);
+    write_ticks(&input, 20_000, 11, 50.0);
     wait_ok(
         produce_file(broker, &topic, &input, "max"),
         "producer -> kafka",
@@ -277,7 +260,7 @@ fn kill_9_during_a_100k_tick_stream_loses_nothing() {
     let topic = broker.create_topic("stream", 1);
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("ticks.jsonl");
-    write_ticks(&input, 100_000, 7);
+    write_ticks(&input, 100_000, 7, 50.0);
     // 50 ticks/s of event time at 400x: the stream lasts about 5 s.
     let producing = produce_file(broker, &topic, &input, "400");
     let outputs = tmp.path().join("killed");
@@ -354,7 +337,7 @@ fn a_broker_restart_under_a_running_bridge_is_ridden_out() {
     let tmp = tempfile::tempdir().unwrap();
     let first = tmp.path().join("first.jsonl");
     let second = tmp.path().join("second.jsonl");
-    let lines = write_ticks(&tmp.path().join("all.jsonl"), 2_000, 3);
+    let lines = write_ticks(&tmp.path().join("all.jsonl"), 2_000, 3, 50.0);
     fs::write(&first, lines[..1000].join("\n") + "\n").unwrap();
     fs::write(&second, lines[1000..].join("\n") + "\n").unwrap();
     let outputs = tmp.path().join("out");

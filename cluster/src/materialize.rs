@@ -46,6 +46,7 @@ use fluvio_future::timer::sleep;
 use futures_util::future::{select, Either};
 use futures_util::stream::{select_all, Stream as FuturesStream, StreamExt};
 use serde::{Deserialize, Serialize};
+use stockstream_pipeline::checkpoint::{load_json, save_json};
 use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock, Staged};
 use stockstream_pipeline::dates::partition_dir;
 use stockstream_pipeline::outputs::{parse_rows, Partitioned};
@@ -110,35 +111,6 @@ struct Checkpoint {
     /// Rows written per stream.
     rows: BTreeMap<String, u64>,
     files: u64,
-}
-
-impl Checkpoint {
-    fn load(path: &Path) -> anyhow::Result<Option<Self>> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let checkpoint: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a materializer checkpoint ({e}); move it away to start over",
-                path.display()
-            )
-        })?;
-        anyhow::ensure!(
-            checkpoint.format == FORMAT,
-            "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
-            path.display(),
-            checkpoint.format
-        );
-        Ok(Some(checkpoint))
-    }
-
-    fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("serialisable");
-        bytes.push(b'\n');
-        stockstream_pipeline::commit::replace_file(path, &bytes)
-    }
 }
 
 /// What a run did, for its closing line.
@@ -238,8 +210,15 @@ pub async fn materialize(
     }
 
     let checkpoint_path = root.join(CHECKPOINT_FILE);
-    let mut committed = match Checkpoint::load(&checkpoint_path)? {
+    let loaded: Option<Checkpoint> = load_json(&checkpoint_path, "materializer checkpoint")?;
+    let committed = match loaded {
         Some(c) => {
+            anyhow::ensure!(
+                c.format == FORMAT,
+                "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
+                checkpoint_path.display(),
+                c.format
+            );
             anyhow::ensure!(
                 c.raw_topic == config.raw_topic && c.partitions == partitions,
                 "{} was written for topic {} with {} partition(s), not {} with {partitions}; choose another --outputs",
@@ -362,10 +341,16 @@ pub async fn materialize(
         }
     }
 
-    let mut pending: Vec<Partitioned> = Stream::ALL.iter().map(|s| Partitioned::new(*s)).collect();
-    let mut pending_outputs: Vec<ProduceOutput> = Vec::new();
-    let mut pending_records = 0u64;
-    let mut last_commit = Instant::now();
+    let mut commits = Committer {
+        root: root.clone(),
+        checkpoint_path,
+        committed,
+        rows: Stream::ALL.iter().map(|s| Partitioned::new(*s)).collect(),
+        outputs: Vec::new(),
+        records: 0,
+        last: Instant::now(),
+        count: 0,
+    };
     let mut last_record = Instant::now();
     let mut merged = select_all(streams);
     let mut timer = Box::pin(sleep(Duration::from_millis(200)));
@@ -379,7 +364,7 @@ pub async fn materialize(
         {
             break;
         }
-        match select(merged.next(), &mut timer).await {
+        let due = match select(merged.next(), &mut timer).await {
             Either::Left((Some((index, item)), _)) => {
                 last_record = Instant::now();
                 let record = item.map_err(|e| {
@@ -413,119 +398,100 @@ pub async fn materialize(
                             .with_context(|| {
                                 format!("producing to {}", topics::derived(lane.stream))
                             })?;
-                    pending_outputs.push(output);
+                    commits.outputs.push(output);
                 }
-                pending[lane.stream.index()].push(rows);
-                pending_records += 1;
-                if pending_records >= config.commit_records {
-                    commit(
-                        root,
-                        &checkpoint_path,
-                        &mut committed,
-                        &lanes,
-                        &mut pending,
-                        &mut pending_outputs,
-                    )
-                    .await?;
-                    report.commits += 1;
-                    pending_records = 0;
-                    last_commit = Instant::now();
-                }
+                commits.rows[lane.stream.index()].push(rows);
+                commits.records += 1;
+                commits.records >= config.commit_records
             }
             Either::Left((None, _)) => break,
             Either::Right(_) => {
                 timer = Box::pin(sleep(Duration::from_millis(200)));
-                if pending_records > 0 && last_commit.elapsed() >= config.commit_interval {
-                    commit(
-                        root,
-                        &checkpoint_path,
-                        &mut committed,
-                        &lanes,
-                        &mut pending,
-                        &mut pending_outputs,
-                    )
-                    .await?;
-                    report.commits += 1;
-                    pending_records = 0;
-                    last_commit = Instant::now();
-                }
+                commits.records > 0 && commits.last.elapsed() >= config.commit_interval
             }
+        };
+        if due {
+            commits.commit(&lanes).await?;
         }
     }
-    if pending_records > 0 || committed.commits == 0 {
-        commit(
-            root,
-            &checkpoint_path,
-            &mut committed,
-            &lanes,
-            &mut pending,
-            &mut pending_outputs,
-        )
-        .await?;
-        report.commits += 1;
+    if commits.records > 0 || commits.committed.commits == 0 {
+        commits.commit(&lanes).await?;
     }
+    report.commits = commits.count;
+    let committed = commits.committed;
     report.total_rows = committed.rows.clone();
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-/// Makes everything pending durable: the derived records acknowledged, the files published,
-/// then the checkpoint.
-async fn commit(
-    root: &Path,
-    checkpoint_path: &Path,
-    committed: &mut Checkpoint,
-    lanes: &[Lane],
-    pending: &mut [Partitioned],
-    outputs: &mut Vec<ProduceOutput>,
-) -> anyhow::Result<()> {
-    for lane in lanes {
-        lane.producer
-            .flush()
-            .await
-            .with_context(|| format!("flushing {}", topics::derived(lane.stream)))?;
-    }
-    for output in outputs.drain(..) {
-        output
-            .wait()
-            .await
-            .context("a derived record was not acknowledged")?;
-    }
-    let number = committed.commits;
-    let mut staged = Staged::default();
-    let mut files = Vec::new();
-    let mut next = committed.clone();
-    for partitioned in pending.iter_mut() {
-        let stream = partitioned.stream;
-        *next.rows.entry(stream.name().to_owned()).or_default() += partitioned.rows as u64;
-        let dir = root.join(stream.dir());
-        for (day, rows) in partitioned.take() {
-            let path = dir
-                .join(partition_dir(day))
-                .join(part_name(number, number + 1, "parquet"));
-            let out = staged
-                .create(path.clone())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            files.push((out, path, rows));
+/// What the next commit covers, and where commits go.
+struct Committer {
+    root: PathBuf,
+    checkpoint_path: PathBuf,
+    committed: Checkpoint,
+    rows: Vec<Partitioned>,
+    /// Acknowledgements of the derived records sent since the last commit.
+    outputs: Vec<ProduceOutput>,
+    records: u64,
+    last: Instant,
+    /// Commits by this process.
+    count: u64,
+}
+
+impl Committer {
+    /// Makes everything pending durable: the derived records acknowledged, the files
+    /// published, then the checkpoint.
+    async fn commit(&mut self, lanes: &[Lane]) -> anyhow::Result<()> {
+        for lane in lanes {
+            lane.producer
+                .flush()
+                .await
+                .with_context(|| format!("flushing {}", topics::derived(lane.stream)))?;
         }
+        for output in self.outputs.drain(..) {
+            output
+                .wait()
+                .await
+                .context("a derived record was not acknowledged")?;
+        }
+        let number = self.committed.commits;
+        let mut staged = Staged::default();
+        let mut files = Vec::new();
+        let mut next = self.committed.clone();
+        for partitioned in self.rows.iter_mut() {
+            let stream = partitioned.stream;
+            *next.rows.entry(stream.name().to_owned()).or_default() += partitioned.rows as u64;
+            let dir = self.root.join(stream.dir());
+            for (day, rows) in partitioned.take() {
+                let path =
+                    dir.join(partition_dir(day))
+                        .join(part_name(number, number + 1, "parquet"));
+                let out = staged
+                    .create(path.clone())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                files.push((out, path, rows));
+            }
+        }
+        write_parquet_files(files)?;
+        next.files += staged.len() as u64;
+        staged
+            .publish(&self.root)
+            .with_context(|| format!("publishing files in {}", self.root.display()))?;
+        next.commits += 1;
+        next.lanes.clear();
+        for lane in lanes {
+            let list = next.lanes.entry(lane.stream.name().to_owned()).or_default();
+            debug_assert_eq!(list.len(), lane.partition as usize);
+            list.push(lane.position.clone());
+        }
+        save_json(&next, &self.checkpoint_path)?;
+        self.committed = next;
+        self.records = 0;
+        self.last = Instant::now();
+        self.count += 1;
+        tracing::debug!(commit = number, "committed");
+        Ok(())
     }
-    write_parquet_files(files)?;
-    next.files += staged.len() as u64;
-    staged
-        .publish(root)
-        .with_context(|| format!("publishing files in {}", root.display()))?;
-    next.commits += 1;
-    next.lanes.clear();
-    for lane in lanes {
-        let list = next.lanes.entry(lane.stream.name().to_owned()).or_default();
-        debug_assert_eq!(list.len(), lane.partition as usize);
-        list.push(lane.position.clone());
-    }
-    next.save(checkpoint_path)
-        .with_context(|| format!("writing {}", checkpoint_path.display()))?;
-    *committed = next;
-    tracing::debug!(commit = number, "committed");
-    Ok(())
 }
 
 fn load_chains(dir: &Path) -> anyhow::Result<Vec<(Stream, ChainSpec)>> {
@@ -587,48 +553,41 @@ pub async fn topic_partitions(fluvio: &Fluvio, topic: &str) -> anyhow::Result<u3
 
 /// The next offset of a partition (its number of records, retention aside).
 pub async fn end_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
-    let mut stream = fluvio
-        .consumer_with_config(
-            ConsumerConfigExtBuilder::default()
-                .topic(topic.to_owned())
-                .partition(partition)
-                .offset_start(Offset::from_end(1))
-                .disable_continuous(true)
-                .max_bytes(crate::READ_MAX_BYTES)
-                .build()
-                .context("consumer settings")?,
-        )
-        .await
-        .with_context(|| format!("reading the end of {topic} partition {partition}"))?;
-    match stream.next().await {
-        Some(Ok(record)) => Ok((record.offset + 1) as u64),
-        Some(Err(e)) => Err(anyhow::anyhow!(
-            "reading the end of {topic} partition {partition}: {e:?}"
-        )),
-        None => Ok(0),
-    }
+    let last = offset_at(fluvio, topic, partition, Offset::from_end(1)).await?;
+    Ok(last.map_or(0, |offset| offset as u64 + 1))
 }
 
 /// The first offset a partition still holds (0 unless retention removed records).
 pub async fn first_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
+    let first = offset_at(fluvio, topic, partition, Offset::beginning()).await?;
+    Ok(first.map_or(0, |offset| offset as u64))
+}
+
+/// The offset of the record at `start` in a partition, if there is one.
+async fn offset_at(
+    fluvio: &Fluvio,
+    topic: &str,
+    partition: u32,
+    start: Offset,
+) -> anyhow::Result<Option<i64>> {
     let mut stream = fluvio
         .consumer_with_config(
             ConsumerConfigExtBuilder::default()
                 .topic(topic.to_owned())
                 .partition(partition)
-                .offset_start(Offset::beginning())
+                .offset_start(start)
                 .disable_continuous(true)
                 .max_bytes(crate::READ_MAX_BYTES)
                 .build()
                 .context("consumer settings")?,
         )
         .await
-        .with_context(|| format!("reading the start of {topic} partition {partition}"))?;
+        .with_context(|| format!("reading {topic} partition {partition}"))?;
     match stream.next().await {
-        Some(Ok(record)) => Ok(record.offset as u64),
+        Some(Ok(record)) => Ok(Some(record.offset)),
         Some(Err(e)) => Err(anyhow::anyhow!(
-            "reading the start of {topic} partition {partition}: {e:?}"
+            "reading {topic} partition {partition}: {e:?}"
         )),
-        None => Ok(0),
+        None => Ok(None),
     }
 }

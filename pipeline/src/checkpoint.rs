@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// File name of the checkpoint in the outputs root (a leading `_` keeps dataset readers off it).
@@ -71,17 +72,9 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(checkpoint) = load_json::<Checkpoint>(path, "stockstream checkpoint")? else {
+            return Ok(None);
         };
-        let checkpoint: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a stockstream checkpoint ({e}); move it away to start over",
-                path.display()
-            )
-        })?;
         anyhow::ensure!(
             checkpoint.format == FORMAT,
             "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
@@ -91,11 +84,32 @@ impl Checkpoint {
         Ok(Some(checkpoint))
     }
 
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("serialisable");
-        bytes.push(b'\n');
-        crate::commit::replace_file(path, &bytes)
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        save_json(self, path)
     }
+}
+
+/// Reads a JSON state file (a checkpoint); `None` when there is none.
+pub fn load_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a {what} ({e}); move it away to start over",
+            path.display()
+        )
+    })
+}
+
+/// Replaces a JSON state file atomically (see [`crate::commit::replace_file`]).
+pub fn save_json<T: Serialize>(value: &T, path: &Path) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    bytes.push(b'\n');
+    crate::commit::replace_file(path, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// FNV-1a 64 over records, each followed by a separator byte.

@@ -136,3 +136,21 @@ assert not leftovers, leftovers
 cp = json.load(open(f"{b}/_checkpoint.json"))
 assert cp["finished"], cp
 "#;
+
+/// `count` synthetic ticks as JSON lines, `rate` per second of event time (seeded: the same
+/// every run).
+pub fn write_ticks(path: &Path, count: usize, seed: u64, rate: f64) -> Vec<String> {
+    use stockstream_ticks::{Synthetic, SyntheticConfig};
+    let config = SyntheticConfig {
+        rate,
+        seed,
+        ..SyntheticConfig::default()
+    };
+    let lines: Vec<String> = Synthetic::new(config)
+        .unwrap()
+        .take(count)
+        .map(|tick| String::from_utf8(tick.record()).unwrap())
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    lines
+}
