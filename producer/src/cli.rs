@@ -366,6 +366,8 @@ impl Cli {
         } else if self.bootstrap.is_some() || self.kafka_config.is_some() {
             errors.push("--bootstrap and --kafka-config apply to --sink kafka only".to_owned());
         }
+        // STOCKSTREAM_FLUVIO is shared by every service of a deployment: only the flag is
+        // refused with another sink.
         if self.fluvio.is_some()
             && self.sink != SinkKind::Fluvio
             && std::env::var_os(sinks::fluvio::CLUSTER_ENV).is_none()
