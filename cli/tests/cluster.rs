@@ -597,7 +597,45 @@ fn fluvio_cli_consume_with_transforms_files_and_look_back() {
         );
         return;
     }
-    setup(&cluster);
+    // smdk, when it is there too: build and load a module crate as its README says; setup
+    // then finds the very same build registered.
+    if let Some(mut smdk) = cluster.smdk() {
+        let crate_dir = repo_root().join("smartmodules/tick-filter");
+        ok(
+            smdk.arg("build").current_dir(&crate_dir).output().unwrap(),
+            "smdk build",
+        );
+        ok(
+            cluster
+                .smdk()
+                .unwrap()
+                .arg("load")
+                .current_dir(&crate_dir)
+                .output()
+                .unwrap(),
+            "smdk load",
+        );
+        let report = setup(&cluster);
+        assert!(
+            report.contains("smartmodule stockstream/tick-filter@0.1.0: unchanged"),
+            "{report}"
+        );
+    } else {
+        eprintln!("(no smdk in $FLUVIO_BIN_DIR: the smdk build/load step is left out)");
+        setup(&cluster);
+    }
+    // `fluvio smartmodule create` takes a built module as it is.
+    let wasm = repo_root().join("target/wasm32-wasip1/release-lto/tick_filter.wasm");
+    ok(
+        cluster
+            .cli()
+            .unwrap()
+            .args(["smartmodule", "create", "valid-ticks", "--wasm-file"])
+            .arg(&wasm)
+            .output()
+            .unwrap(),
+        "fluvio smartmodule create",
+    );
     let listed = ok(
         cluster
             .cli()
@@ -640,6 +678,22 @@ fn fluvio_cli_consume_with_transforms_files_and_look_back() {
     if let Some(diff) = diff_json_lines(&got, &want[0], 0.0) {
         panic!("fluvio consume differs from stockstream transform:\n{diff}");
     }
+    // The module created by hand filters as the registered one does.
+    let filtered = cluster
+        .cli()
+        .unwrap()
+        .args([
+            "consume",
+            "stock-ticks",
+            "-B",
+            "--smartmodule",
+            "valid-ticks",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(json_lines_of(filtered, 4_000), lines[..4_000]);
     let bars_of_first = want[2].lines().count();
 
     // A consumer from the end of the topic: look_back replays what the windows need.

@@ -189,10 +189,21 @@ impl FluvioCluster {
         self.dir.path()
     }
 
-    /// The `fluvio` CLI pointed at this cluster through a profile in a config file of its own
-    /// (`FLUVIO_CONFIG`-free: the file is passed by `HOME`), or `None` without the CLI.
+    /// The `fluvio` CLI pointed at this cluster, or `None` without the CLI.
     pub fn cli(&self) -> Option<Command> {
-        let cli = self.binaries.cli.as_ref()?;
+        self.tool(self.binaries.cli.as_ref()?)
+    }
+
+    /// `smdk` (from `FLUVIO_BIN_DIR`) pointed at this cluster, or `None` without it.
+    pub fn smdk(&self) -> Option<Command> {
+        let dir = std::env::var_os(BIN_DIR_ENV).map(PathBuf::from)?;
+        let smdk = dir.join("smdk");
+        smdk.is_file().then(|| self.tool(&smdk)).flatten()
+    }
+
+    /// One of Fluvio's tools with this cluster as its current profile, through a config file
+    /// of its own under a `HOME` of its own (the user's config is never touched).
+    fn tool(&self, program: &Path) -> Option<Command> {
         let home = self.dir.path().join("home");
         let config = home.join(".fluvio").join("config");
         if !config.exists() {
@@ -206,7 +217,7 @@ impl FluvioCluster {
             )
             .ok()?;
         }
-        let mut command = Command::new(cli);
+        let mut command = Command::new(program);
         command.env("HOME", &home);
         Some(command)
     }
