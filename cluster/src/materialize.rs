@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fluvio::consumer::{ConsumerConfigExtBuilder, Record as ConsumerRecord};
+use fluvio::consumer::{ConsumerConfigExtBuilder, Record as ConsumerRecord, RetryMode};
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{
     Fluvio, Offset, PartitionId, Partitioner, PartitionerConfig, ProduceOutput, RecordKey,
@@ -175,7 +175,10 @@ struct Lane {
     producer: TopicProducerPool,
 }
 
-type LaneStream = Pin<Box<dyn FuturesStream<Item = (usize, Result<ConsumerRecord, String>)>>>;
+/// A lane's records, then `None` once when its stream ends (it never should: it follows the
+/// partition).
+type LaneStream =
+    Pin<Box<dyn FuturesStream<Item = (usize, Option<Result<ConsumerRecord, String>>)>>>;
 
 /// Runs until `stop` is set (or `idle_exit` passes), committing on schedule; everything
 /// handled is committed when it returns `Ok`.
@@ -307,6 +310,10 @@ pub async fn materialize(
                         // cut input through the chain, and runs it again on the next fetch:
                         // stateful modules would count those ticks twice.
                         .max_bytes(crate::READ_MAX_BYTES)
+                        // The client would reconnect from after the last record's offset, which
+                        // after a filtered tick is not its input's; the new stream would start
+                        // a fresh chain mid-partition. Fail instead: a restart resumes exactly.
+                        .retry_mode(RetryMode::Disabled)
                         .smartmodule(invocations(spec))
                         .build()
                         .context("consumer settings")?,
@@ -320,8 +327,10 @@ pub async fn materialize(
                     )
                 })?;
             let index = lanes.len();
+            let records =
+                consumer.map(move |item| (index, Some(item.map_err(|e| format!("{e:?}")))));
             streams.push(Box::pin(
-                consumer.map(move |item| (index, item.map_err(|e| format!("{e:?}")))),
+                records.chain(futures_util::stream::once(async move { (index, None) })),
             ));
             tracing::info!(
                 stream = stream.name(),
@@ -352,6 +361,7 @@ pub async fn materialize(
         count: 0,
     };
     let mut last_record = Instant::now();
+    let mut failure = None;
     let mut merged = select_all(streams);
     let mut timer = Box::pin(sleep(Duration::from_millis(200)));
     loop {
@@ -367,13 +377,26 @@ pub async fn materialize(
         let due = match select(merged.next(), &mut timer).await {
             Either::Left((Some((index, item)), _)) => {
                 last_record = Instant::now();
-                let record = item.map_err(|e| {
-                    anyhow::anyhow!(
-                        "the {} chain failed on partition {} in the SPU: {e} (are the modules registered? `stockstream setup`)",
-                        lanes[index].stream.name(),
-                        lanes[index].partition
-                    )
-                })?;
+                let lane = &lanes[index];
+                let record = match item {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        failure = Some(anyhow::anyhow!(
+                            "the {} chain failed on partition {} in the SPU: {e} (are the modules registered? `stockstream setup`)",
+                            lane.stream.name(),
+                            lane.partition
+                        ));
+                        break;
+                    }
+                    None => {
+                        failure = Some(anyhow::anyhow!(
+                            "the stream of the {} chain on partition {} ended (connection to the SPU lost?); everything before is committed: run materialize again to go on",
+                            lane.stream.name(),
+                            lane.partition
+                        ));
+                        break;
+                    }
+                };
                 let lane = &mut lanes[index];
                 if lane.skip > 0 {
                     lane.skip -= 1;
@@ -414,8 +437,12 @@ pub async fn materialize(
             commits.commit(&lanes).await?;
         }
     }
+    // What was handled before a failure is consistent: commit it, then report the failure.
     if commits.records > 0 || commits.committed.commits == 0 {
         commits.commit(&lanes).await?;
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
     }
     report.commits = commits.count;
     let committed = commits.committed;
