@@ -125,8 +125,6 @@ pub struct Report {
     pub already_produced: u64,
     /// Commits by this process.
     pub commits: u64,
-    /// Rows per stream over all runs.
-    pub total_rows: BTreeMap<String, u64>,
     pub elapsed: Duration,
 }
 
@@ -445,8 +443,6 @@ pub async fn materialize(
         return Err(failure);
     }
     report.commits = commits.count;
-    let committed = commits.committed;
-    report.total_rows = committed.rows.clone();
     report.elapsed = started.elapsed();
     Ok(report)
 }
