@@ -172,7 +172,7 @@ fn missing_wasm_says_how_to_build_it() {
     let output = stockstream(&[
         "transform",
         "--transforms-file",
-        ENRICHED,
+        "transforms/composable/enriched.yaml",
         "--wasm-dir",
         empty.path().to_str().unwrap(),
         "--input",

@@ -1,6 +1,7 @@
-//! `stockstream materialize`: stock-ticks through the three chains *inside the SPUs*, the
-//! results produced to stock-enriched, stock-anomalies and stock-bars-5m and written to
-//! Parquet under `outputs/` like `stockstream run` does.
+//! `stockstream materialize`: stock-ticks through the chains *inside the SPUs*, the results
+//! produced to stock-enriched, stock-anomalies and stock-bars-5m and written to Parquet under
+//! `outputs/` like `stockstream run` does. The anomalies chain reads stock-enriched (it scores
+//! the enriched ticks again), so the rolling statistics are computed once.
 //!
 //! One consumer stream per chain and partition carries the chain as SmartModule invocations
 //! with the parameters of `transforms/*.yaml` (what `fluvio consume --transforms-file` sends).
@@ -67,7 +68,7 @@ pub struct MaterializeConfig {
     pub raw_topic: String,
     /// Root of the Parquet outputs.
     pub outputs: PathBuf,
-    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml.
+    /// Directory of enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml.
     pub transforms_dir: PathBuf,
     /// Commit after this many derived records...
     pub commit_records: u64,
@@ -271,6 +272,12 @@ pub async fn materialize(
                 .cloned()
                 .unwrap_or_default();
             let topic = topics::derived(*stream);
+            // Anomalies are scored from stock-enriched (no rolling statistics twice); the
+            // other chains read the raw ticks.
+            let source = match stream.input() {
+                Some(input) => topics::derived(input).to_owned(),
+                None => config.raw_topic.clone(),
+            };
             let end = end_offset(fluvio, topic, partition).await?;
             anyhow::ensure!(
                 end >= position.produced,
@@ -280,11 +287,10 @@ pub async fn materialize(
             let already = end - position.produced;
             report.already_produced += already;
             if position.produced > 0 || already > 0 {
-                let first = first_offset(fluvio, &config.raw_topic, partition).await?;
+                let first = first_offset(fluvio, &source, partition).await?;
                 anyhow::ensure!(
                     first == 0,
-                    "partition {partition} of {} starts at offset {first}: retention removed its first records, so the {} chain's window state cannot be rebuilt exactly; start over with a new --outputs (and give the topic a retention longer than the materializer's downtime)",
-                    config.raw_topic,
+                    "partition {partition} of {source} starts at offset {first}: retention removed its first records, so the {} chain's output cannot be rebuilt exactly; start over with a new --outputs (and give the topic a retention longer than the materializer's downtime)",
                     stream.name()
                 );
             }
@@ -301,7 +307,7 @@ pub async fn materialize(
             let consumer = fluvio
                 .consumer_with_config(
                     ConsumerConfigExtBuilder::default()
-                        .topic(config.raw_topic.clone())
+                        .topic(source.clone())
                         .partition(partition)
                         .offset_start(Offset::beginning())
                         // An SPU that cuts a chain's output at max_bytes has already run the
@@ -319,8 +325,7 @@ pub async fn materialize(
                 .await
                 .with_context(|| {
                     format!(
-                        "cannot consume {} partition {partition} through the {} chain (are the modules registered? `stockstream setup`)",
-                        config.raw_topic,
+                        "cannot consume {source} partition {partition} through the {} chain (are the modules registered? `stockstream setup`)",
                         stream.name()
                     )
                 })?;

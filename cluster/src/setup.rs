@@ -24,8 +24,8 @@ pub struct ModuleManifest {
     pub toml: &'static str,
 }
 
-/// The four modules, in chain order.
-pub const MODULES: [ModuleManifest; 4] = [
+/// The modules: the four composable ones in chain order, then the fused enrich.
+pub const MODULES: [ModuleManifest; 5] = [
     ModuleManifest {
         crate_dir: "tick-filter",
         toml: include_str!("../../smartmodules/tick-filter/SmartModule.toml"),
@@ -41,6 +41,10 @@ pub const MODULES: [ModuleManifest; 4] = [
     ModuleManifest {
         crate_dir: "window-bars",
         toml: include_str!("../../smartmodules/window-bars/SmartModule.toml"),
+    },
+    ModuleManifest {
+        crate_dir: "enrich",
+        toml: include_str!("../../smartmodules/enrich/SmartModule.toml"),
     },
 ];
 

@@ -15,9 +15,16 @@ fn transforms() -> PathBuf {
 
 #[test]
 fn from_start_chains_are_the_live_chains_without_look_back() {
-    for name in ["enriched.yaml", "anomalies.yaml", "bars-5m.yaml"] {
+    for name in [
+        "enriched.yaml",
+        "anomalies.yaml",
+        "bars-5m.yaml",
+        "composable/enriched.yaml",
+    ] {
         let live = ChainSpec::from_file(&transforms().join(name)).unwrap();
-        let from_start = ChainSpec::from_file(&transforms().join("from-start").join(name)).unwrap();
+        let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+        let from_start =
+            ChainSpec::from_file(&transforms().join(dir).join("from-start").join(file)).unwrap();
         assert!(
             live.steps.iter().any(|s| s.lookback.is_some()),
             "{name}: the live chain rebuilds its state with look_back"
@@ -27,6 +34,28 @@ fn from_start_chains_are_the_live_chains_without_look_back() {
             step.lookback = None;
         }
         assert_eq!(without, from_start, "{name}");
+    }
+}
+
+#[test]
+fn anomalies_from_enriched_is_stateless_and_scores_as_the_enriched_chain_does() {
+    let spec = ChainSpec::from_file(&transforms().join("anomalies-from-enriched.yaml")).unwrap();
+    let enriched = ChainSpec::from_file(&transforms().join("enriched.yaml")).unwrap();
+    let [step] = spec.steps.as_slice() else {
+        panic!("one step: {spec:?}")
+    };
+    assert_eq!(step.module, "zscore-anomaly");
+    assert!(step.lookback.is_none());
+    assert_eq!(
+        step.params.get("emit").map(String::as_str),
+        Some("anomalies")
+    );
+    for param in ["threshold", "min_count"] {
+        assert_eq!(
+            step.params.get(param),
+            enriched.steps[0].params.get(param),
+            "{param}"
+        );
     }
 }
 

@@ -42,8 +42,17 @@ impl Stream {
     pub fn transforms_file(self) -> &'static str {
         match self {
             Stream::Enriched => "enriched.yaml",
-            Stream::Anomalies => "anomalies.yaml",
+            Stream::Anomalies => "anomalies-from-enriched.yaml",
             Stream::Bars => "bars-5m.yaml",
+        }
+    }
+
+    /// The stream whose records this stream's chain reads; `None` for the raw ticks. Anomalies
+    /// are the enriched ticks scored again, so no rolling statistics are computed twice.
+    pub fn input(self) -> Option<Stream> {
+        match self {
+            Stream::Anomalies => Some(Stream::Enriched),
+            Stream::Enriched | Stream::Bars => None,
         }
     }
 

@@ -57,7 +57,8 @@ impl ChainReplay {
     /// Reads the chain's steps. Parameters were validated when the spec was read.
     pub fn for_chain(spec: &ChainSpec) -> anyhow::Result<Self> {
         let modules: Vec<&str> = spec.steps.iter().map(|s| s.module.as_str()).collect();
-        let filtered = modules.first() == Some(&"tick-filter");
+        // enrich filters as tick-filter does before its rolling statistics.
+        let filtered = matches!(modules.first(), Some(&"tick-filter" | &"enrich"));
         let watchlist = match spec.steps.first().filter(|_| filtered) {
             Some(step) => Watchlist::from_param(step.params.get("symbols").map(String::as_str))?,
             None => None,
@@ -68,6 +69,18 @@ impl ChainReplay {
             .filter(|(_, m)| !matches!(**m, "tick-filter" | "zscore-anomaly"))
             .map(|(i, _)| i)
             .collect();
+        if let [0] = stateful.as_slice() {
+            if spec.steps[0].module == "enrich" {
+                let param = |name: &str| spec.steps[0].params.get(name).map(String::as_str);
+                return Ok(Self {
+                    kind: ReplayKind::Rolling {
+                        window_ms: RollingConfig::from_params(param)?.window_ms,
+                    },
+                    filtered,
+                    watchlist,
+                });
+            }
+        }
         // The stateful step must see exactly what the host replays: raw ticks, with at most a
         // tick-filter before it (look_back hands every step the raw records).
         let kind = match stateful.as_slice() {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fluvio_protocol::record::{Offset, Record};
+use fluvio_protocol::Encoder;
 use fluvio_smartengine::transformation::TransformationConfig;
 use fluvio_smartengine::{
     Lookback, SmartEngine, SmartModuleChainBuilder, SmartModuleChainInstance, SmartModuleConfig,
@@ -94,6 +95,12 @@ impl ChainStep {
                 BarsConfig::from_params(get).map_err(param_error)?;
                 "size, slide, lateness"
             }
+            "enrich" => {
+                Watchlist::from_param(get("symbols")).map_err(param_error)?;
+                RollingConfig::from_params(get).map_err(param_error)?;
+                ZScoreConfig::from_params(get).map_err(param_error)?;
+                "symbols, window, threshold, min_count, emit"
+            }
             _ => return Ok(()),
         };
         match self
@@ -172,7 +179,21 @@ impl ChainSpec {
         engine: &SmartEngine,
         wasm: &WasmLocator,
     ) -> Result<Chain, ChainError> {
+        self.instantiate_with_memory_limit(engine, wasm, None)
+    }
+
+    /// [`Self::instantiate`] with the store's memory limit (all modules of the chain together)
+    /// set to `limit` bytes instead of the engine's default, as an SPU's setting would.
+    pub fn instantiate_with_memory_limit(
+        &self,
+        engine: &SmartEngine,
+        wasm: &WasmLocator,
+        limit: Option<usize>,
+    ) -> Result<Chain, ChainError> {
         let mut builder = SmartModuleChainBuilder::default();
+        if let Some(limit) = limit {
+            builder.set_store_memory_limit(limit);
+        }
         for step in &self.steps {
             let path = wasm.find(step)?;
             let bytes =
@@ -280,49 +301,65 @@ pub struct Chain {
     next_offset: Offset,
 }
 
+/// Per-module cost of the calls since the chain started (or since the last read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleCost {
+    /// `group/name@version`.
+    pub module: String,
+    pub calls: u64,
+    /// WASM instructions executed (fluvio-smartengine's fuel).
+    pub fuel: u64,
+    pub records_out: u64,
+}
+
 impl Chain {
     /// Runs `records` through every module, as an SPU does for one batch.
     ///
     /// An SPU stops a batch at a record a module fails on; here the failing record is reported
     /// and the batch resumes after it, so one bad record never costs the ones behind it.
-    pub fn process(&mut self, mut records: Vec<Record>) -> anyhow::Result<BatchOutput> {
+    pub fn process(&mut self, records: &[Record]) -> anyhow::Result<BatchOutput> {
         let mut output = BatchOutput::default();
         let mut first_index = 0usize;
-        while !records.is_empty() {
+        while first_index < records.len() {
+            let rest = &records[first_index..];
             let base_offset = self.next_offset;
-            for (delta, record) in records.iter_mut().enumerate() {
-                record.preamble.set_offset_delta(delta as Offset);
-            }
-            let count = records.len();
-            let mut input = SmartModuleInput::try_from_records(
-                records,
-                fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION,
-            )?;
-            input.set_base_offset(base_offset);
-            // The input is encoded; keep what follows a failure to resubmit it.
-            let raw = input.raw_bytes().to_vec();
+            // The engine takes the input by value and drops it: a new buffer per batch.
+            let input = SmartModuleInput::new(encode_batch(rest)?, base_offset, 0);
             let result = self.instance.process(input)?;
             output.records.extend(result.successes);
-            self.next_offset += count as Offset;
+            self.next_offset += rest.len() as Offset;
             let Some(error) = result.error else { break };
             let failed = usize::try_from(error.offset - base_offset)
-                .unwrap_or(count)
-                .min(count - 1);
+                .unwrap_or(rest.len())
+                .min(rest.len() - 1);
             output.failures.push(RecordFailure {
                 index: first_index + failed,
                 hint: error.hint,
             });
-            let mut rest = SmartModuleInput::new(raw, 0, 0)
-                .try_into_smartmodule_records(fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
-            records = rest
-                .split_off(failed + 1)
-                .into_iter()
-                .map(Into::into)
-                .collect();
             first_index += failed + 1;
             self.next_offset = base_offset + failed as Offset + 1;
         }
         Ok(output)
+    }
+
+    /// What each module has cost since the last call (the engine's metrics, which it resets).
+    pub fn take_costs(&mut self) -> Vec<ModuleCost> {
+        let mut costs: Vec<ModuleCost> = self
+            .instance
+            .metrics_export()
+            .into_iter()
+            .map(|(module, metrics)| ModuleCost {
+                module,
+                calls: metrics.invocation_count(),
+                // fluvio-smartengine 0.50 adds a call's fuel to the metrics twice (once in
+                // SimpleTansform::process, once in SmartModuleInstance::process, both reading
+                // the store's fuel used since the chain's top-up before that module).
+                fuel: metrics.fuel_used() / 2,
+                records_out: metrics.records_out(),
+            })
+            .collect();
+        costs.sort_by(|a, b| a.module.cmp(&b.module));
+        costs
     }
 
     /// Rebuilds module state from earlier records (the modules' `look_back`), as an SPU does
@@ -339,6 +376,34 @@ impl Chain {
         });
         block_on(future)
     }
+}
+
+/// Encodes `records` as the `Vec<Record>` of a `SmartModuleInput`, each record's offset delta
+/// its position, byte for byte as fluvio-protocol would, in one pass.
+fn encode_batch(records: &[Record]) -> anyhow::Result<Vec<u8>> {
+    let size: usize = records
+        .iter()
+        .map(|r| r.value.len() + r.key.as_ref().map_or(0, |k| k.len()) + 16)
+        .sum();
+    let mut out = Vec::with_capacity(4 + size);
+    let out = &mut out;
+    out.extend_from_slice(&u32::try_from(records.len())?.to_be_bytes());
+    for (delta, record) in records.iter().enumerate() {
+        if record.headers == 0 {
+            stockstream_smartmodule::wire::put_record(
+                out,
+                record.timestamp_delta(),
+                delta as Offset,
+                record.key.as_ref().map(|k| k.as_ref()),
+                record.value.as_ref(),
+            );
+        } else {
+            let mut record = record.clone();
+            record.preamble.set_offset_delta(delta as Offset);
+            record.encode(out, fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
+        }
+    }
+    Ok(std::mem::take(out))
 }
 
 /// Polls a future that never waits (the engine's look_back with an in-memory reader).

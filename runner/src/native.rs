@@ -18,8 +18,10 @@ pub struct NativeEnrichedChain {
 impl NativeEnrichedChain {
     /// Takes the parameters of a chain's tick-filter, rolling-stats and zscore-anomaly steps.
     pub fn from_spec(spec: &ChainSpec) -> anyhow::Result<Self> {
+        // The three steps' parameters, or all of them on the fused enrich module.
         let param = |module: &str, name: &str| {
             spec.step(module)
+                .or_else(|| spec.step("enrich"))
                 .and_then(|s| s.params.get(name))
                 .map(String::as_str)
         };

@@ -169,7 +169,8 @@ pub fn run_transform<R: BufRead>(
             }
         }
         if batch.len() >= options.batch_size || (input.peek().is_none() && !batch.is_empty()) {
-            let output = chain.process(std::mem::take(&mut batch))?;
+            let output = chain.process(&batch)?;
+            batch.clear();
             for failure in &output.failures {
                 summary.failed += 1;
                 report(

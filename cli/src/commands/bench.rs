@@ -85,12 +85,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.rounds
     };
+    let mut costs = Vec::new();
     for _ in 0..wasm_rounds {
         let (_, mut chain) = super::start_chain(&args.transforms_file, args.wasm_dir.clone())?;
-        let input = batches.clone();
         let started = Instant::now();
-        out_count = run_wasm(&mut chain, input)?;
+        out_count = run_wasm(&mut chain, &batches)?;
         wasm_rates.push(ticks / started.elapsed().as_secs_f64());
+        costs = chain.take_costs();
     }
 
     let spec = stockstream_runner::ChainSpec::from_file(&args.transforms_file)?;
@@ -122,10 +123,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let (Some((_, wasm)), Some((_, native))) = (wasm, native) {
         println!("wasm/native (median): {:.1}%", 100.0 * wasm / native);
     }
+    // Fuel is the count of WASM instructions the engine metered: it shows which module's own
+    // code costs what, apart from the host's encoding and copying between modules.
+    for cost in &costs {
+        println!(
+            "  {:<36} {:>8.0} fuel/tick, {} calls, {} records out",
+            cost.module,
+            cost.fuel as f64 / ticks,
+            cost.calls,
+            cost.records_out
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_wasm(chain: &mut Chain, batches: Vec<Vec<Record>>) -> anyhow::Result<usize> {
+fn run_wasm(chain: &mut Chain, batches: &[Vec<Record>]) -> anyhow::Result<usize> {
     let mut out = 0;
     for batch in batches {
         let output = chain.process(batch)?;

@@ -59,7 +59,7 @@ pub struct MaterializeArgs {
     /// Root of the Parquet outputs (not one `stockstream run` writes to).
     #[arg(long, default_value = "outputs", value_name = "DIR")]
     outputs: PathBuf,
-    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
+    /// Directory of enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml [default: transforms]
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
     /// Commit after this many derived records...

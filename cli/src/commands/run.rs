@@ -62,7 +62,7 @@ pub struct PipelineArgs {
     no_dashboard: bool,
     #[command(flatten)]
     dashboard: DashboardArgs,
-    /// Directory of enriched.yaml, anomalies.yaml and bars-5m.yaml [default: transforms]
+    /// Directory of enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml [default: transforms]
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
     /// Directory holding the built .wasm modules (default: the workspace's build output).

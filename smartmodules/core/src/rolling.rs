@@ -78,10 +78,31 @@ impl Enrichment {
     ///
     /// Returns `false`, writing nothing, if `record` does not end with a closing brace.
     pub fn write_onto(&self, record: &[u8], out: &mut Vec<u8>) -> bool {
+        self.write_fields(record, None, out)
+    }
+
+    /// [`Self::write_onto`] followed by zscore-anomaly's `z` and `anomaly`, byte for byte what
+    /// `write_scored` makes of `write_onto`'s output, in one pass.
+    pub fn write_scored_onto(
+        &self,
+        record: &[u8],
+        z: Option<f64>,
+        anomaly: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.write_fields(record, Some((z, anomaly)), out)
+    }
+
+    fn write_fields(
+        &self,
+        record: &[u8],
+        score: Option<(Option<f64>, bool)>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let Some(open) = json::open_object(record) else {
             return false;
         };
-        out.reserve(open.len() + 160);
+        out.reserve(open.len() + 192);
         out.extend_from_slice(open);
         out.extend_from_slice(b",\"sma\":");
         write_opt_f64(out, self.sma);
@@ -95,6 +116,15 @@ impl Enrichment {
         write_opt_f64(out, self.prev_std);
         out.extend_from_slice(b",\"prev_count\":");
         write_opt_int(out, self.prev_count);
+        if let Some((z, anomaly)) = score {
+            out.extend_from_slice(b",\"z\":");
+            write_opt_f64(out, z);
+            out.extend_from_slice(if anomaly {
+                b",\"anomaly\":true"
+            } else {
+                b",\"anomaly\":false"
+            });
+        }
         out.extend_from_slice(if self.late {
             LATE_TRUE_SUFFIX
         } else {

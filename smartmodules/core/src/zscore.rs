@@ -142,6 +142,16 @@ fn compact_scoring_input(record: &[u8]) -> Option<ScoringInput> {
         None => None,
         Some(count) => Some(u64::try_from(count.to_i64()?).ok()?),
     };
+    // An already scored record (stock-enriched, rescored for stock-anomalies) carries its
+    // z and flag here; they are replaced, so they are only stepped over.
+    let rest = match strip_literal(rest, b",\"z\":") {
+        Some(rest) => {
+            let (_, rest) = number_or_null(rest)?;
+            let rest = strip_literal(rest, b",\"anomaly\":")?;
+            strip_literal(rest, b"true").or_else(|| strip_literal(rest, b"false"))?
+        }
+        None => rest,
+    };
     if !(key_is(rest, LATE_FALSE_SUFFIX) || key_is(rest, LATE_TRUE_SUFFIX)) {
         return None;
     }
@@ -206,7 +216,9 @@ fn number(value: Value<'_>) -> Option<Option<f64>> {
 }
 
 /// Writes `record` with `"z"` and `"anomaly"` added, before rolling-stats' closing `"late"`
-/// field when it is there (so the spec's field order holds), else at the end.
+/// field when it is there (so the spec's field order holds), else at the end. A record this
+/// function wrote before (an enriched tick) has its `z` and `anomaly` replaced, so scoring
+/// stock-enriched again gives exactly what scoring rolling-stats' output gives.
 pub fn write_scored(record: &[u8], z: Option<f64>, anomaly: bool, out: &mut Vec<u8>) -> bool {
     let Some(open) = json::open_object(record) else {
         return false;
@@ -216,8 +228,9 @@ pub fn write_scored(record: &[u8], z: Option<f64>, anomaly: bool, out: &mut Vec<
         .into_iter()
         .find(|s| trimmed.ends_with(s))
         .unwrap_or(b"}");
-    out.reserve(trimmed.len() + 48);
-    out.extend_from_slice(&trimmed[..trimmed.len() - suffix.len()]);
+    let body = without_score(&trimmed[..trimmed.len() - suffix.len()]);
+    out.reserve(body.len() + suffix.len() + 48);
+    out.extend_from_slice(body);
     out.extend_from_slice(b",\"z\":");
     json::write_opt_f64(out, z);
     out.extend_from_slice(if anomaly {
@@ -227,6 +240,24 @@ pub fn write_scored(record: &[u8], z: Option<f64>, anomaly: bool, out: &mut Vec<
     });
     out.extend_from_slice(suffix);
     true
+}
+
+/// `body` without a trailing `,"z":<number|null>,"anomaly":<bool>` that [`write_scored`] wrote.
+fn without_score(body: &[u8]) -> &[u8] {
+    let Some(rest) = body
+        .strip_suffix(b",\"anomaly\":true")
+        .or_else(|| body.strip_suffix(b",\"anomaly\":false"))
+    else {
+        return body;
+    };
+    const Z_KEY: &[u8] = b",\"z\":";
+    let Some(at) = rest.windows(Z_KEY.len()).rposition(|w| w == Z_KEY) else {
+        return body;
+    };
+    match number_or_null(&rest[at + Z_KEY.len()..]) {
+        Some((_, [])) => &rest[..at],
+        _ => body,
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +308,30 @@ mod tests {
         assert!(rule.is_anomaly(Some(-3.0)));
         assert!(!rule.is_anomaly(Some(2.999)));
         assert!(!rule.is_anomaly(None));
+    }
+
+    #[test]
+    fn scoring_a_scored_record_replaces_its_score() {
+        let enriched = br#"{"symbol":"ES","ts":1,"price":10.5,"volume":2,"sma":10,"count":21,"vwap":10,"prev_mean":10,"prev_std":0.1,"prev_count":20,"late":false}"#;
+        let mut once = Vec::new();
+        write_scored(enriched, Some(5.0), true, &mut once);
+        assert_eq!(parse_scoring_input(&once), parse_scoring_input(enriched));
+        let mut twice = Vec::new();
+        write_scored(&once, Some(5.0), true, &mut twice);
+        assert_eq!(twice, once);
+        let mut rescored = Vec::new();
+        write_scored(&once, None, false, &mut rescored);
+        let mut direct = Vec::new();
+        write_scored(enriched, None, false, &mut direct);
+        assert_eq!(rescored, direct);
+        // A field named z elsewhere in the tick is the tick's own.
+        let own_z = br#"{"price":1,"z":"mine","late":false}"#;
+        let mut out = Vec::new();
+        write_scored(own_z, Some(1.0), false, &mut out);
+        assert_eq!(
+            out,
+            br#"{"price":1,"z":"mine","z":1.0,"anomaly":false,"late":false}"#
+        );
     }
 
     #[test]

@@ -2,38 +2,36 @@
 
 use std::cell::RefCell;
 
-use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
-use fluvio_smartmodule::{eyre, smartmodule, RecordData, Result, SmartModuleRecord};
 use stockstream_core::parse_tick;
 use stockstream_core::rolling::{RollingConfig, RollingStats};
+use stockstream_smartmodule::{
+    eyre, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
+};
+
+smartmodule!(init = init, map = map, look_back = look_back);
 
 thread_local! {
     static STATS: RefCell<RollingStats> = RefCell::new(RollingStats::new(RollingConfig::default()));
 }
 
-#[smartmodule(init)]
-fn init(params: SmartModuleExtraParams) -> Result<()> {
+pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let config = RollingConfig::from_params(|name| params.get(name).map(String::as_str))?;
     STATS.with_borrow_mut(|stats| *stats = RollingStats::new(config));
     Ok(())
 }
 
-#[smartmodule(map)]
-pub fn map(record: &SmartModuleRecord) -> Result<(Option<RecordData>, RecordData)> {
-    let value = record.value.as_ref();
+pub fn map(record: &Record, out: &mut RecordOut) -> Result<()> {
     // A map cannot drop a record: an invalid one means tick-filter is missing from the chain.
-    let tick = parse_tick(value)
+    let tick = parse_tick(record.value)
         .map_err(|reason| eyre!("invalid tick ({reason}); put tick-filter first in the chain"))?;
     let enrichment = STATS.with_borrow_mut(|stats| stats.update(&tick));
-    let mut out = Vec::new();
-    enrichment.write_onto(value, &mut out);
-    Ok((record.key.clone(), RecordData::from(out)))
+    enrichment.write_onto(record.value, out.value());
+    Ok(())
 }
 
 /// Rebuilds the windows from the topic's recent ticks after a restart.
-#[smartmodule(look_back)]
-pub fn look_back(record: &SmartModuleRecord) -> Result<()> {
-    if let Ok(tick) = parse_tick(record.value.as_ref()) {
+pub fn look_back(record: &Record) -> Result<()> {
+    if let Ok(tick) = parse_tick(record.value) {
         STATS.with_borrow_mut(|stats| stats.update(&tick));
     }
     Ok(())

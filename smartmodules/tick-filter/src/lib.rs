@@ -2,22 +2,21 @@
 
 use std::sync::OnceLock;
 
-use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
-use fluvio_smartmodule::{smartmodule, Result, SmartModuleRecord};
 use stockstream_core::tick::{parse_tick, Watchlist};
+use stockstream_smartmodule::{smartmodule, Record, Result, SmartModuleExtraParams};
+
+smartmodule!(init = init, filter = filter);
 
 static WATCHLIST: OnceLock<Option<Watchlist>> = OnceLock::new();
 
-#[smartmodule(init)]
-fn init(params: SmartModuleExtraParams) -> Result<()> {
+pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let watchlist = Watchlist::from_param(params.get("symbols").map(String::as_str))?;
     let _ = WATCHLIST.set(watchlist);
     Ok(())
 }
 
-#[smartmodule(filter)]
-pub fn filter(record: &SmartModuleRecord) -> Result<bool> {
-    Ok(parse_tick(record.value.as_ref()).is_ok_and(|tick| {
+pub fn filter(record: &Record) -> Result<bool> {
+    Ok(parse_tick(record.value).is_ok_and(|tick| {
         WATCHLIST
             .get()
             .and_then(Option::as_ref)

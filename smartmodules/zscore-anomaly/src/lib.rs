@@ -3,24 +3,22 @@
 
 use std::sync::OnceLock;
 
-use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
-use fluvio_smartmodule::{smartmodule, RecordData, Result, SmartModuleRecord};
 use stockstream_core::zscore::{parse_scoring_input, write_scored, Emit, ZScoreConfig};
+use stockstream_smartmodule::{smartmodule, Record, RecordOut, Result, SmartModuleExtraParams};
+
+smartmodule!(init = init, filter_map = filter_map);
 
 static CONFIG: OnceLock<ZScoreConfig> = OnceLock::new();
 
-#[smartmodule(init)]
-fn init(params: SmartModuleExtraParams) -> Result<()> {
+pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let config = ZScoreConfig::from_params(|name| params.get(name).map(String::as_str))?;
     let _ = CONFIG.set(config);
     Ok(())
 }
 
-#[smartmodule(filter_map)]
-pub fn filter_map(record: &SmartModuleRecord) -> Result<Option<(Option<RecordData>, RecordData)>> {
+pub fn filter_map(record: &Record, out: &mut RecordOut) -> Result<bool> {
     let config = CONFIG.get_or_init(ZScoreConfig::default);
-    let value = record.value.as_ref();
-    let input = parse_scoring_input(value)?;
+    let input = parse_scoring_input(record.value)?;
     let z = config.score(
         input.price,
         input.prev_mean,
@@ -29,9 +27,8 @@ pub fn filter_map(record: &SmartModuleRecord) -> Result<Option<(Option<RecordDat
     );
     let anomaly = config.is_anomaly(z);
     if config.emit == Emit::Anomalies && !anomaly {
-        return Ok(None);
+        return Ok(false);
     }
-    let mut out = Vec::new();
-    write_scored(value, z, anomaly, &mut out);
-    Ok(Some((record.key.clone(), RecordData::from(out))))
+    write_scored(record.value, z, anomaly, out.value());
+    Ok(true)
 }

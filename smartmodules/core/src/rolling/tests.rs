@@ -248,3 +248,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The fused enrich module writes in one pass what rolling-stats then zscore-anomaly write.
+    #[test]
+    fn scored_in_one_pass_equals_enriched_then_scored(
+        sma in proptest::option::of(-1e9f64..1e9),
+        count in proptest::option::of(0u64..100_000),
+        prev_mean in proptest::option::of(-1e9f64..1e9),
+        prev_std in proptest::option::of(0f64..1e6),
+        prev_count in proptest::option::of(0u64..100_000),
+        late in any::<bool>(),
+        z in proptest::option::of(-100f64..100.0),
+        anomaly in any::<bool>(),
+    ) {
+        let enrichment = Enrichment { sma, count, vwap: sma, prev_mean, prev_std, prev_count, late };
+        let record = br#"{"symbol":"ES","ts":1,"price":2.5,"volume":3}"#;
+        let mut enriched = Vec::new();
+        prop_assert!(enrichment.write_onto(record, &mut enriched));
+        let mut two_steps = Vec::new();
+        prop_assert!(crate::zscore::write_scored(&enriched, z, anomaly, &mut two_steps));
+        let mut one_pass = Vec::new();
+        prop_assert!(enrichment.write_scored_onto(record, z, anomaly, &mut one_pass));
+        prop_assert_eq!(one_pass, two_steps);
+    }
+}

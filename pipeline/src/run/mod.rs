@@ -1,0 +1,337 @@
+//! `stockstream run`: ticks through the three chains in-process, Parquet out, exact resume.
+//!
+//! The runtime, in a page:
+//! - the calling thread reads the input, validates each record with the same code as
+//!   tick-filter (to count and dead-letter invalid ones), and cuts the input into batches;
+//! - one worker thread per chain (enriched, anomalies, bars) owns its running chain on
+//!   `fluvio-smartengine`, processes every batch in order and turns the output records into
+//!   rows; batches are pipelined (a few in flight);
+//! - completed batches accumulate, by stream and date partition, until a commit is due (every
+//!   N input records, every T seconds, at the end, or when asked to stop); a commit writes one
+//!   Parquet file per stream and date for its input range, publishes them atomically
+//!   ([`crate::commit`]), then replaces the checkpoint;
+//! - on start, a checkpoint means a restart: files of an unfinished commit are removed, the
+//!   input before the checkpoint is read again (checked against the checkpoint's hash) to
+//!   choose the ticks each chain's `look_back` must replay ([`crate::replay`]), and processing
+//!   goes on from the checkpoint's offset.
+//!
+//! One file per part: [`chains`] (the chain files), [`worker`] (a chain's thread),
+//! [`reader`] (input to batches), [`restart`], [`state`] (pending rows and commits) and
+//! [`main_loop`].
+
+mod chains;
+mod main_loop;
+mod reader;
+mod restart;
+mod state;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use stockstream_runner::{SmartEngine, WasmLocator};
+
+use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
+use crate::commit::{self, DirLock};
+use crate::dashboard::{DashboardFeed, FeedStats};
+use crate::outputs::{Partitioned, Stream};
+use crate::source::{self, Source, Speed};
+
+pub use state::write_parquet_files;
+
+use chains::Chains;
+use main_loop::main_loop;
+use restart::{remove_stale_temp_files, restart};
+use state::State;
+use worker::{spawn_worker, Worker};
+
+/// Directory of the dead-letter files under the outputs root.
+pub const DEAD_LETTER_DIR: &str = "dead_letter";
+
+/// Settings of one run. Defaults in [`RunConfig::new`].
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub source: Source,
+    pub speed: Speed,
+    /// Root of the outputs (`outputs/`).
+    pub outputs: PathBuf,
+    /// Directory holding enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml.
+    pub transforms_dir: PathBuf,
+    /// Where the built .wasm modules are found.
+    pub wasm: WasmLocator,
+    /// Records per call into the chains (an SPU batch).
+    pub batch_size: usize,
+    /// Commit after this many input records...
+    pub commit_records: u64,
+    /// ...or this long after the previous commit, whichever comes first.
+    pub commit_interval: Duration,
+    /// Invalid records reported one by one before they are only counted.
+    pub max_reported: u64,
+    /// Where derived records go for the dashboard (none until the dashboard lands).
+    pub dashboard: Option<DashboardFeed>,
+}
+
+impl RunConfig {
+    pub fn new(
+        source: Source,
+        outputs: PathBuf,
+        transforms_dir: PathBuf,
+        wasm: WasmLocator,
+    ) -> Self {
+        Self {
+            source,
+            speed: Speed::Max,
+            outputs,
+            transforms_dir,
+            wasm,
+            batch_size: 4096,
+            commit_records: 200_000,
+            commit_interval: Duration::from_secs(10),
+            max_reported: 50,
+            dashboard: None,
+        }
+    }
+}
+
+/// What a restart found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    /// Input position the run went on from.
+    pub offset: u64,
+    /// Commits before this run.
+    pub commits: u64,
+    /// Files of an unfinished commit removed.
+    pub orphans_removed: usize,
+    /// Records replayed into each stream's chain.
+    pub replayed: BTreeMap<String, u64>,
+    /// Time spent re-reading the input and replaying.
+    pub elapsed: Duration,
+}
+
+/// Live figures, every second or so.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Totals over the whole run (committed and pending).
+    pub counts: Counts,
+    /// Records read by this process.
+    pub records_this_run: u64,
+    pub elapsed: Duration,
+}
+
+/// What a run tells its caller as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Resumed(&'a Resume),
+    /// An invalid record, one of the first `max_reported`.
+    Invalid {
+        line: u64,
+        message: &'a str,
+    },
+    /// The last report: later invalid records are only counted.
+    InvalidReportsCapped,
+    Committed {
+        offset: u64,
+        files: usize,
+    },
+    Progress(&'a Progress),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The input was read to its end and everything is committed.
+    Finished,
+    /// Asked to stop (Ctrl-C, SIGTERM): everything read is committed; run again to go on.
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// Totals over the whole run, across restarts.
+    pub counts: Counts,
+    /// Records read by this process (after the resume point).
+    pub records_this_run: u64,
+    pub elapsed: Duration,
+    pub resume: Option<Resume>,
+    pub offset: u64,
+    pub feed: FeedStats,
+}
+
+impl Report {
+    /// The closing summary line of a run whose outputs are under `outputs`.
+    pub fn summary(&self, outputs: &Path) -> String {
+        let report = self;
+        let c: &Counts = &report.counts;
+        let seconds = report.elapsed.as_secs_f64();
+        let mut line = format!(
+            "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
+            c.records_in,
+            report.records_this_run,
+            c.invalid_total(),
+            c.failed,
+            c.late,
+            c.late_bars,
+            c.anomaly_rows,
+            c.enriched_rows,
+            c.anomaly_rows,
+            c.bar_rows,
+            c.files,
+            c.commits,
+            outputs.display(),
+            seconds,
+            report.records_this_run as f64 / seconds.max(1e-9)
+        );
+        if !c.invalid.is_empty() {
+            let reasons: Vec<String> = c.invalid.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            line.push_str(&format!("; invalid by reason: {}", reasons.join(", ")));
+        }
+        if report.outcome == Outcome::Stopped {
+            line.push_str(&format!(
+                "; stopped after record {}: run the same command to go on",
+                report.offset
+            ));
+        }
+        line
+    }
+}
+
+/// Runs the pipeline until the input ends or `stop` is set.
+pub fn run(
+    config: &RunConfig,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    source::check(&config.source)?;
+    let chains = Chains::load(&config.transforms_dir, &config.wasm)?;
+    let root = config.outputs.clone();
+    let _lock = DirLock::acquire(&root)?;
+    let checkpoint_path = root.join(checkpoint::FILE_NAME);
+    let previous = Checkpoint::load(&checkpoint_path)?;
+    if let Some(previous) = &previous {
+        for (stream, fingerprint) in &chains.fingerprints {
+            if previous.chains.get(stream) != Some(fingerprint) {
+                anyhow::bail!(
+                    "the outputs in {} were made by a different {stream} chain ({} now, {} then); use another --outputs directory, or remove {} to start over",
+                    root.display(),
+                    fingerprint,
+                    previous.chains.get(stream).map_or("none", String::as_str),
+                    root.display()
+                );
+            }
+        }
+    }
+    if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
+        anyhow::bail!(
+            "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
+            root.display(),
+            config.source.describe()
+        );
+    }
+    let committed = previous.as_ref().map_or(0, |c| c.offset);
+    let mut dirs: Vec<PathBuf> = Stream::ALL.iter().map(|s| root.join(s.dir())).collect();
+    dirs.push(root.join(DEAD_LETTER_DIR));
+    let orphans_removed = commit::remove_orphans(&dirs, committed)?;
+    remove_stale_temp_files(&root)?;
+    for dir in &dirs[..Stream::ALL.len()] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if previous.is_none() && orphans_removed > 0 {
+        tracing::warn!(
+            orphans_removed,
+            "removed part files left without a checkpoint in {}",
+            root.display()
+        );
+    }
+    let input = source::open(&config.source)?;
+    let engine = SmartEngine::new();
+    let keep_raw = config.dashboard.is_some();
+
+    std::thread::scope(|scope| {
+        // A chain fed by another's output starts first, so its feeder can be handed its queue.
+        let mut spawned: Vec<Option<Worker>> = Stream::ALL.iter().map(|_| None).collect();
+        for stream in Stream::ALL.iter().rev() {
+            let downstream = Stream::ALL
+                .iter()
+                .find(|s| s.input() == Some(*stream))
+                .and_then(|s| spawned[s.index()].as_ref())
+                .map(|w| w.jobs.clone());
+            spawned[stream.index()] = Some(spawn_worker(
+                scope,
+                *stream,
+                chains.specs[stream.index()].clone(),
+                engine.clone(),
+                config.wasm.clone(),
+                keep_raw,
+                downstream,
+            ));
+        }
+        let workers: Vec<Worker> = spawned.into_iter().flatten().collect();
+        let (reader, replayed) = restart(config, &chains, previous.as_ref(), input, &workers)?;
+        let resume = previous.as_ref().map(|previous| Resume {
+            offset: previous.offset,
+            commits: previous.counts.commits,
+            orphans_removed,
+            replayed: replayed.clone(),
+            elapsed: started.elapsed(),
+        });
+        if let Some(resume) = &resume {
+            on_event(Event::Resumed(resume));
+        }
+        tracing::info!(
+            offset = reader.offset,
+            "chains started; processing from record {}",
+            reader.offset
+        );
+        let state = State {
+            config,
+            root: root.clone(),
+            checkpoint_path,
+            fingerprints: chains.fingerprints.clone(),
+            source_name: config.source.describe(),
+            committed: previous.clone().unwrap_or_else(|| Checkpoint {
+                format: checkpoint::FORMAT,
+                offset: 0,
+                line: 0,
+                input: InputIdentity {
+                    source: config.source.describe(),
+                    prefix_hash: PrefixHash::default().hex(),
+                },
+                chains: chains.fingerprints.clone(),
+                max_ts: None,
+                last_replay: BTreeMap::new(),
+                finished: false,
+                counts: Counts::default(),
+            }),
+            pending: Stream::ALL.map(Partitioned::new),
+            pending_dead: Vec::new(),
+            pending_counts: Counts::default(),
+            pending_end: committed,
+            pending_line: reader.line,
+            pending_hash: reader.hash,
+            pending_max_ts: previous.as_ref().and_then(|c| c.max_ts),
+            last_commit: Instant::now(),
+            replayed: if previous.is_some() {
+                replayed
+            } else {
+                BTreeMap::new()
+            },
+            feed: FeedStats::default(),
+        };
+        let (outcome, state, records_this_run) =
+            main_loop(state, reader, workers, stop, started, on_event)?;
+        Ok(Report {
+            outcome,
+            counts: state.committed.counts.clone(),
+            records_this_run,
+            elapsed: started.elapsed(),
+            resume,
+            offset: state.committed.offset,
+            feed: state.feed,
+        })
+    })
+}

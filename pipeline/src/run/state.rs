@@ -1,0 +1,249 @@
+//! What is committed and what waits for the next commit: completed batches accumulate by
+//! stream and date partition, and a commit writes them as Parquet, publishes the files
+//! atomically, then replaces the checkpoint.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::reader::{BatchMeta, DeadLetter};
+use super::worker::ChainOutput;
+use super::{Event, RunConfig, DEAD_LETTER_DIR};
+use crate::checkpoint::{Checkpoint, Counts, InputIdentity, PrefixHash};
+use crate::commit::{part_name, Staged};
+use crate::dashboard::{DerivedBatch, FeedStats};
+use crate::dates::partition_dir;
+use crate::outputs::{Partitioned, Rows, Stream};
+use crate::parquet_io::write_rows;
+use crate::source::Source;
+
+/// What is committed and what waits for the next commit.
+pub(super) struct State<'c> {
+    pub(super) config: &'c RunConfig,
+    pub(super) root: PathBuf,
+    pub(super) checkpoint_path: PathBuf,
+    pub(super) fingerprints: BTreeMap<String, String>,
+    pub(super) source_name: String,
+    pub(super) committed: Checkpoint,
+    pub(super) pending: [Partitioned; 3],
+    pub(super) pending_dead: Vec<DeadLetter>,
+    pub(super) pending_counts: Counts,
+    /// Input position up to which batches have completed.
+    pub(super) pending_end: u64,
+    pub(super) pending_line: u64,
+    pub(super) pending_hash: PrefixHash,
+    pub(super) pending_max_ts: Option<i64>,
+    pub(super) last_commit: Instant,
+    pub(super) replayed: BTreeMap<String, u64>,
+    pub(super) feed: FeedStats,
+}
+
+impl State<'_> {
+    pub(super) fn pending_records(&self) -> u64 {
+        self.pending_end - self.committed.offset
+    }
+
+    /// Takes in a completed batch.
+    pub(super) fn complete(
+        &mut self,
+        meta: BatchMeta,
+        outputs: Vec<(Stream, ChainOutput)>,
+        max_reported: u64,
+        reported: &mut u64,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) {
+        let mut counts = meta.counts;
+        for (stream, output) in outputs {
+            for (index, hint) in &output.failures {
+                counts.failed += 1;
+                *reported += 1;
+                if *reported <= max_reported {
+                    let message = match stream.input() {
+                        // The index is into the input batch.
+                        None => format!("rejected by the {} chain: {hint}", stream.name()),
+                        // The index is into the feeding chain's output for this batch.
+                        Some(input) => format!(
+                            "rejected by the {} chain (record {index} of the {} batch): {hint}",
+                            stream.name(),
+                            input.name()
+                        ),
+                    };
+                    let line = match stream.input() {
+                        None => meta.lines.get(*index).copied(),
+                        Some(_) => None,
+                    };
+                    on_event(Event::Invalid {
+                        line: line.unwrap_or(meta.last_line),
+                        message: &message,
+                    });
+                }
+            }
+            match (&output.rows, stream) {
+                (Rows::Ticks(rows), Stream::Enriched) => {
+                    counts.enriched_rows += rows.len() as u64;
+                    counts.late += rows.iter().filter(|r| r.late).count() as u64;
+                }
+                (rows, Stream::Anomalies) => counts.anomaly_rows += rows.len() as u64,
+                (rows, _) => counts.bar_rows += rows.len() as u64,
+            }
+            if let (Some(feed), Some(records)) = (&self.config.dashboard, output.raw) {
+                self.feed.offer(
+                    feed,
+                    DerivedBatch {
+                        stream,
+                        first_offset: meta.first_offset,
+                        records,
+                    },
+                );
+            }
+            self.pending[stream.index()].push(output.rows);
+        }
+        merge_counts(&mut self.pending_counts, &counts);
+        self.pending_dead.extend(meta.dead);
+        self.pending_end = meta.end_offset;
+        self.pending_line = meta.last_line;
+        self.pending_hash = meta.hash;
+        if let Some(ts) = meta.max_ts {
+            self.pending_max_ts = Some(self.pending_max_ts.map_or(ts, |m| m.max(ts)));
+        }
+    }
+
+    /// Writes everything completed as one commit, then the checkpoint.
+    pub(super) fn commit(
+        &mut self,
+        finished: bool,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> anyhow::Result<()> {
+        let start = self.committed.offset;
+        let end = self.pending_end;
+        if start == end && (!finished || self.committed.finished) {
+            return Ok(());
+        }
+        let mut staged = Staged::default();
+        if end > start {
+            let mut files = Vec::new();
+            for pending in &mut self.pending {
+                let dir = self.root.join(pending.stream.dir());
+                for (day, rows) in pending.take() {
+                    let path = dir
+                        .join(partition_dir(day))
+                        .join(part_name(start, end, "parquet"));
+                    let out = staged
+                        .create(path.clone())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    files.push((out, path, rows));
+                }
+            }
+            write_parquet_files(files)?;
+            if !self.pending_dead.is_empty() {
+                let path = self
+                    .root
+                    .join(DEAD_LETTER_DIR)
+                    .join(part_name(start, end, "jsonl"));
+                let mut out = staged
+                    .create(path.clone())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                for dead in self.pending_dead.drain(..) {
+                    serde_json::to_writer(&mut out, &dead)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
+        }
+        let files = staged.len();
+        staged
+            .publish(&self.root)
+            .with_context(|| format!("publishing files in {}", self.root.display()))?;
+        let mut next = self.committed.clone();
+        merge_counts(&mut next.counts, &std::mem::take(&mut self.pending_counts));
+        if end > start {
+            next.counts.commits += 1;
+            next.counts.files += files as u64;
+        }
+        next.offset = end;
+        next.line = self.pending_line;
+        next.input = InputIdentity {
+            source: self.source_name.clone(),
+            prefix_hash: self.pending_hash.hex(),
+        };
+        next.chains = self.fingerprints.clone();
+        next.max_ts = self.pending_max_ts;
+        if !self.replayed.is_empty() {
+            next.last_replay = self.replayed.clone();
+        }
+        next.finished = finished;
+        if let Source::Stream {
+            journal: Some(journal),
+            ..
+        } = &self.config.source
+        {
+            (journal.sync)().context("making the input journal durable")?;
+        }
+        next.save(&self.checkpoint_path)
+            .with_context(|| format!("writing {}", self.checkpoint_path.display()))?;
+        self.committed = next;
+        self.last_commit = Instant::now();
+        on_event(Event::Committed { offset: end, files });
+        tracing::debug!(offset = end, files, "committed");
+        Ok(())
+    }
+
+    pub(super) fn totals(&self) -> Counts {
+        let mut counts = self.committed.counts.clone();
+        merge_counts(&mut counts, &self.pending_counts);
+        counts
+    }
+}
+
+/// Writes Parquet files on a few threads (a commit may hold thousands of small partitions,
+/// or a few large ones; compression dominates either way).
+pub fn write_parquet_files(mut files: Vec<(BufWriter<File>, PathBuf, Rows)>) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(files.len().max(1));
+    // Largest first, dealt round-robin: the threads finish at about the same time.
+    files.sort_by_key(|(_, _, rows)| std::cmp::Reverse(rows.len()));
+    let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, file) in files.into_iter().enumerate() {
+        shares[i % threads].push(file);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for (out, path, rows) in share {
+                        let mut out = write_rows(out, &rows)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        out.flush()
+                            .with_context(|| format!("writing {}", path.display()))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("a writer thread panicked"))
+    })
+}
+
+pub(super) fn merge_counts(into: &mut Counts, from: &Counts) {
+    into.records_in += from.records_in;
+    for (reason, n) in &from.invalid {
+        *into.invalid.entry(reason.clone()).or_default() += n;
+    }
+    into.failed += from.failed;
+    into.late += from.late;
+    into.late_bars += from.late_bars;
+    into.enriched_rows += from.enriched_rows;
+    into.anomaly_rows += from.anomaly_rows;
+    into.bar_rows += from.bar_rows;
+    into.files += from.files;
+    into.commits += from.commits;
+}

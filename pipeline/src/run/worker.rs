@@ -1,0 +1,146 @@
+//! One thread per chain: it owns the running chain, takes batches in order and turns what
+//! the chain emits into rows.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+
+use anyhow::Context;
+use fluvio_protocol::record::{Record, RecordKey};
+use stockstream_core::tick::parse_tick;
+use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
+
+use crate::outputs::{parse_rows, Rows, Stream};
+
+/// What a chain made of one batch.
+pub(super) struct ChainOutput {
+    pub(super) rows: Rows,
+    pub(super) failures: Vec<(usize, String)>,
+    pub(super) raw: Option<Vec<Vec<u8>>>,
+}
+
+/// Work for a chain's thread, in order.
+pub(super) enum Job {
+    /// Rebuild state from these earlier records (always the first job, possibly empty).
+    LookBack(Vec<Vec<u8>>),
+    Batch(Arc<Vec<Record>>),
+}
+
+pub(super) struct Worker {
+    pub(super) stream: Stream,
+    pub(super) jobs: SyncSender<Job>,
+    /// `None` acknowledges a look-back.
+    pub(super) results: Receiver<anyhow::Result<Option<ChainOutput>>>,
+}
+
+/// Batches in flight before the reader waits for the oldest.
+pub(super) const PIPELINE_DEPTH: usize = 3;
+/// Records per `look_back` call (the engine copies each call's records into WASM memory).
+pub(super) const LOOK_BACK_CHUNK: usize = 50_000;
+
+/// Starts a chain on its own thread: compiling the modules (the slow part of a start) happens
+/// there, in parallel with the other chains and with the re-reading of the input.
+///
+/// With `downstream`, the records this chain emits for each batch are the next job of that
+/// chain's thread (stock-anomalies is scored from stock-enriched this way).
+pub(super) fn spawn_worker<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    stream: Stream,
+    spec: ChainSpec,
+    engine: SmartEngine,
+    wasm: WasmLocator,
+    keep_raw: bool,
+    downstream: Option<SyncSender<Job>>,
+) -> Worker {
+    let (jobs, job_rx) = sync_channel::<Job>(PIPELINE_DEPTH);
+    let (result_tx, results) = sync_channel(PIPELINE_DEPTH + 1);
+    std::thread::Builder::new()
+        .name(format!("chain-{}", stream.name()))
+        .spawn_scoped(scope, move || {
+            let mut chain = match spec
+                .instantiate(&engine, &wasm)
+                .with_context(|| format!("starting the {} chain", stream.name()))
+            {
+                Ok(chain) => chain,
+                Err(e) => {
+                    let _ = result_tx.send(Err(e));
+                    return;
+                }
+            };
+            for job in job_rx {
+                let result = match job {
+                    Job::LookBack(records) => look_back(&mut chain, records)
+                        .with_context(|| format!("rebuilding the {} chain's state", stream.name()))
+                        .map(|()| None),
+                    Job::Batch(batch) => {
+                        process(&mut chain, stream, &batch, keep_raw).map(|(output, records)| {
+                            if let Some(downstream) = &downstream {
+                                // A stopped downstream thread has sent its error: the main
+                                // loop reads it there.
+                                let _ = downstream.send(Job::Batch(Arc::new(records)));
+                            }
+                            Some(output)
+                        })
+                    }
+                };
+                let failed = result.is_err();
+                if result_tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .expect("threads can be spawned");
+    Worker {
+        stream,
+        jobs,
+        results,
+    }
+}
+
+pub(super) fn look_back(chain: &mut Chain, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let chunk: Vec<Record> = records
+            .by_ref()
+            .take(LOOK_BACK_CHUNK)
+            .map(|value| {
+                let key = parse_tick(&value)
+                    .map(|t| RecordKey::from(t.symbol.as_bytes().to_vec()))
+                    .unwrap_or(RecordKey::NULL);
+                Record::new_key_value(key, value)
+            })
+            .collect();
+        chain.look_back(chunk)?;
+    }
+    Ok(())
+}
+
+/// Runs a batch through the chain: the rows, and the records the chain emitted.
+pub(super) fn process(
+    chain: &mut Chain,
+    stream: Stream,
+    batch: &[Record],
+    keep_raw: bool,
+) -> anyhow::Result<(ChainOutput, Vec<Record>)> {
+    let output = chain.process(batch)?;
+    let rows = parse_rows(stream, output.records.iter().map(|r| r.value.as_ref()))?;
+    let raw = keep_raw.then(|| {
+        output
+            .records
+            .iter()
+            .map(|r| r.value.as_ref().to_vec())
+            .collect()
+    });
+    let failures = output
+        .failures
+        .into_iter()
+        .map(|f| (f.index, f.hint))
+        .collect();
+    Ok((
+        ChainOutput {
+            rows,
+            failures,
+            raw,
+        },
+        output.records,
+    ))
+}

@@ -1,0 +1,281 @@
+//! The built SmartModules on fluvio-smartengine, through the project's own entry points
+//! (stockstream-smartmodule): every record shape an SPU sends, and a long run under a small
+//! store memory limit, which the SDK's generated glue could not survive (it leaked each output
+//! batch inside the module).
+
+use std::path::{Path, PathBuf};
+
+use fluvio_protocol::record::{Record, RecordKey};
+use stockstream_runner::native::NativeEnrichedChain;
+use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
+use stockstream_ticks::{Synthetic, SyntheticConfig};
+
+fn repo_root() -> PathBuf {
+    WasmLocator::find_workspace(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("in the workspace")
+}
+
+fn spec(yaml: &str) -> ChainSpec {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    ChainSpec::from_file(&path).unwrap()
+}
+
+fn chain_with_limit(yaml: &str, limit: Option<usize>) -> Chain {
+    let wasm = WasmLocator::new(None, Some(&repo_root()));
+    spec(yaml)
+        .instantiate_with_memory_limit(&SmartEngine::new(), &wasm, limit)
+        .unwrap()
+}
+
+fn chain(yaml: &str) -> Chain {
+    chain_with_limit(yaml, None)
+}
+
+/// A chain of `transforms/from-start/`, the files without look_back.
+fn transforms(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("transforms/from-start").join(name)).unwrap()
+}
+
+/// A chain of `transforms/`, whose stateful steps have a look_back setting.
+fn live_transforms(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("transforms").join(name)).unwrap()
+}
+
+const TICK_FILTER: &str = "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n";
+const ROLLING_STATS: &str = "transforms:\n  - uses: stockstream/rolling-stats@0.1.0\n";
+
+fn ticks(count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let config = SyntheticConfig {
+        seed,
+        ..SyntheticConfig::default()
+    };
+    Synthetic::new(config)
+        .unwrap()
+        .take(count)
+        .map(|tick| tick.record())
+        .collect()
+}
+
+fn records(values: &[Vec<u8>]) -> Vec<Record> {
+    values.iter().map(|v| Record::new(v.clone())).collect()
+}
+
+fn values(records: &[Record]) -> Vec<Vec<u8>> {
+    records.iter().map(|r| r.value.as_ref().to_vec()).collect()
+}
+
+/// The enriched chain's output computed natively from the same core code.
+fn native_enriched(values: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let spec = spec(&transforms("enriched.yaml"));
+    let mut native = NativeEnrichedChain::from_spec(&spec).unwrap();
+    values
+        .iter()
+        .filter_map(|value| {
+            let mut out = Vec::new();
+            native.process(value, &mut out).unwrap().then_some(out)
+        })
+        .collect()
+}
+
+#[test]
+fn empty_batches_emit_nothing_and_leave_state_alone() {
+    let input = ticks(2_000, 1);
+    for file in ["enriched.yaml", "anomalies.yaml", "bars-5m.yaml"] {
+        let mut with_empty = chain(&transforms(file));
+        let mut without = chain(&transforms(file));
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        for part in input.chunks(300) {
+            let empty = with_empty.process(&[]).unwrap();
+            assert!(
+                empty.records.is_empty() && empty.failures.is_empty(),
+                "{file}"
+            );
+            got.extend(values(&with_empty.process(&records(part)).unwrap().records));
+            want.extend(values(&without.process(&records(part)).unwrap().records));
+        }
+        assert_eq!(got, want, "{file}");
+        assert!(!got.is_empty(), "{file} emitted nothing");
+    }
+}
+
+#[test]
+fn keys_absent_present_and_empty_pass_a_filter_unchanged() {
+    let tick = ticks(1, 2).remove(0);
+    let keys = [
+        None,
+        Some(&b"ES"[..]),
+        Some(&b""[..]),
+        Some(&[0xff, 0, 7][..]),
+    ];
+    let mut input: Vec<Record> = keys
+        .iter()
+        .map(|key| {
+            let key = key.map_or(RecordKey::NULL, |k| RecordKey::from(k.to_vec()));
+            Record::new_key_value(key, tick.clone())
+        })
+        .collect();
+    input.insert(2, Record::new_key_value("ES", b"not a tick".to_vec()));
+    let output = chain(TICK_FILTER).process(&input).unwrap();
+    let got: Vec<Option<Vec<u8>>> = output
+        .records
+        .iter()
+        .map(|r| r.key.as_ref().map(|k| k.as_ref().to_vec()))
+        .collect();
+    let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| k.map(<[u8]>::to_vec)).collect();
+    assert_eq!(got, want);
+    assert!(output.records.iter().all(|r| r.value.as_ref() == tick));
+}
+
+#[test]
+fn a_map_keeps_the_key_and_array_map_keys_bars_by_symbol() {
+    let input = ticks(3_000, 3);
+    let keyed: Vec<Record> = input
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record::new_key_value(format!("key{i}"), v.clone()))
+        .collect();
+    let enriched = chain(&transforms("enriched.yaml")).process(&keyed).unwrap();
+    for (i, record) in enriched.records.iter().enumerate() {
+        assert_eq!(
+            record.key.as_ref().unwrap().as_ref(),
+            format!("key{i}").as_bytes()
+        );
+    }
+    let bars = chain(&transforms("bars-5m.yaml"))
+        .process(&records(&input))
+        .unwrap();
+    assert!(!bars.records.is_empty());
+    for bar in &bars.records {
+        let symbol = bar.key.as_ref().expect("a bar is keyed by its symbol");
+        let json: serde_json::Value = serde_json::from_slice(bar.value.as_ref()).unwrap();
+        assert_eq!(json["symbol"].as_str().unwrap().as_bytes(), symbol.as_ref());
+    }
+}
+
+#[test]
+fn large_values_are_carried_whole() {
+    let mut input = ticks(50, 4);
+    // A tick with a 4 MiB field of its own, larger than the buffers the modules keep.
+    let big = input[25].clone();
+    let pad = "x".repeat(4 << 20);
+    let mut padded = big[..big.len() - 1].to_vec();
+    padded.extend_from_slice(format!(",\"note\":\"{pad}\"}}").as_bytes());
+    input[25] = padded.clone();
+    input.push(padded);
+    let output = chain(&transforms("enriched.yaml"))
+        .process(&records(&input))
+        .unwrap();
+    assert!(output.failures.is_empty());
+    assert_eq!(values(&output.records), native_enriched(&input));
+    assert!(output.records[25].value.len() > 4 << 20);
+}
+
+#[test]
+fn a_failing_record_is_reported_and_the_rest_of_the_batch_goes_on() {
+    let mut input = ticks(100, 5);
+    input.insert(40, b"{\"symbol\":\"ES\"}".to_vec());
+    input.insert(70, b"garbage".to_vec());
+    let output = chain(ROLLING_STATS).process(&records(&input)).unwrap();
+    let failed: Vec<usize> = output.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed, vec![40, 70]);
+    for failure in &output.failures {
+        assert!(
+            failure.hint.contains("put tick-filter first in the chain"),
+            "{}",
+            failure.hint
+        );
+    }
+    assert_eq!(output.records.len(), 100);
+    // Bars fail the same way (array_map).
+    let bars_only = "transforms:\n  - uses: stockstream/window-bars@0.1.0\n";
+    let output = chain(bars_only).process(&records(&input)).unwrap();
+    let failed: Vec<usize> = output.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed, vec![40, 70]);
+}
+
+#[test]
+fn look_back_rebuilds_the_state_an_uninterrupted_chain_has() {
+    let input = ticks(6_000, 6);
+    let (before, after) = input.split_at(4_000);
+    for file in ["enriched.yaml", "bars-5m.yaml"] {
+        let mut whole = chain(&transforms(file));
+        whole.process(&records(before)).unwrap();
+        let want = values(&whole.process(&records(after)).unwrap().records);
+        let mut resumed = chain(&live_transforms(file));
+        resumed.look_back(records(before)).unwrap();
+        let got = values(&resumed.process(&records(after)).unwrap().records);
+        assert_eq!(got, want, "{file}");
+    }
+}
+
+#[test]
+fn a_long_run_fits_in_a_small_store() {
+    // 3M ticks through the enriched chain in batches of 4,096, the three modules sharing a
+    // 48 MiB store. The SDK's glue leaked ~400 bytes per tick and failed after ~120k ticks.
+    const LIMIT: usize = 48 << 20;
+    const TICKS: usize = 3_000_000;
+    let mut enriched = chain_with_limit(&transforms("enriched.yaml"), Some(LIMIT));
+    let mut bars = chain_with_limit(&transforms("bars-5m.yaml"), Some(LIMIT));
+    let config = SyntheticConfig {
+        seed: 7,
+        ..SyntheticConfig::default()
+    };
+    let mut source = Synthetic::new(config).unwrap().map(|t| t.record());
+    let (mut seen, mut out, mut bar_count) = (0usize, 0usize, 0usize);
+    while seen < TICKS {
+        let batch: Vec<Record> = source.by_ref().take(4_096).map(Record::new).collect();
+        seen += batch.len();
+        let result = enriched.process(&batch).unwrap();
+        assert!(result.failures.is_empty());
+        out += result.records.len();
+        bar_count += bars.process(&batch).unwrap().records.len();
+    }
+    assert_eq!(out, seen);
+    assert!(bar_count > 0);
+}
+
+#[test]
+fn the_fused_enrich_module_emits_exactly_what_the_three_modules_do() {
+    let mut input = ticks(20_000, 8);
+    input.insert(500, b"not a tick".to_vec());
+    input.insert(900, b"{\"symbol\":\"ES\",\"ts\":1}".to_vec());
+    let variants = [
+        ("", ""),
+        ("symbols: \"AAPL,MSFT\"", ""),
+        ("", "emit: \"anomalies\""),
+        ("", "threshold: \"1.5\"\n      min_count: \"3\""),
+    ];
+    for (filter, score) in variants {
+        let with = |params: &[&str]| {
+            let lines: Vec<String> = params
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("      {p}"))
+                .collect();
+            if lines.is_empty() {
+                String::new()
+            } else {
+                format!("    with:\n{}\n", lines.join("\n"))
+            }
+        };
+        let composable = format!(
+            "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n{}  - uses: stockstream/rolling-stats@0.1.0\n  - uses: stockstream/zscore-anomaly@0.1.0\n{}",
+            with(&[filter]),
+            with(&[score])
+        );
+        let fused = format!(
+            "transforms:\n  - uses: stockstream/enrich@0.1.0\n{}",
+            with(&[filter, score])
+        );
+        let (mut a, mut b) = (chain(&composable), chain(&fused));
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for part in input.chunks(1_000) {
+            want.extend(values(&a.process(&records(part)).unwrap().records));
+            got.extend(values(&b.process(&records(part)).unwrap().records));
+        }
+        assert!(!want.is_empty(), "{composable}");
+        assert_eq!(got, want, "{fused}");
+    }
+}
