@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use fluvio_smartengine::Lookback;
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
+use stockstream_core::rolling::{LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX};
 use stockstream_core::tick::Watchlist;
+use stockstream_core::zscore::{Emit, ZScoreConfig};
 use stockstream_runner::{ChainSpec, WasmLocator};
 
 use crate::checkpoint::PrefixHash;
@@ -21,6 +23,43 @@ pub(super) struct Chains {
     pub(super) fingerprints: BTreeMap<String, String>,
     /// Per chain: the bars watermark the host keeps to count late ticks (window-bars chains).
     pub(super) bars: Vec<Option<(Option<Watchlist>, BarsConfig)>>,
+    /// The anomalies chain can emit only what the enriched chain flagged (see
+    /// [`only_flagged_can_pass`]), so only flagged records are handed to it.
+    pub(super) anomalies_need_only_flagged: bool,
+}
+
+/// Whether `anomalies` (fed with `enriched`'s output) can only emit records `enriched` flagged:
+/// it is one zscore-anomaly step keeping anomalies, scoring with the same threshold and
+/// min_count as the enriched chain's last step. The rule then gives each record the flag it
+/// already carries, and the rest would be dropped anyway: not handing them over saves encoding
+/// and copying every enriched record into WASM, with exactly the same output.
+fn only_flagged_can_pass(enriched: &ChainSpec, anomalies: &ChainSpec) -> bool {
+    let rule = |step: &stockstream_runner::chain::ChainStep| {
+        ZScoreConfig::from_params(|n| step.params.get(n).map(String::as_str)).ok()
+    };
+    let (Some(last), [scorer]) = (enriched.steps.last(), anomalies.steps.as_slice()) else {
+        return false;
+    };
+    if !matches!(last.module.as_str(), "enrich" | "zscore-anomaly")
+        || scorer.module != "zscore-anomaly"
+    {
+        return false;
+    }
+    match (rule(last), rule(scorer)) {
+        (Some(a), Some(b)) => {
+            b.emit == Emit::Anomalies && a.threshold == b.threshold && a.min_count == b.min_count
+        }
+        _ => false,
+    }
+}
+
+/// Whether an enriched record carries `"anomaly":true`, where the scorer writes it: just before
+/// rolling-stats' closing `late` field, or before the closing brace.
+pub(super) fn is_flagged(record: &[u8]) -> bool {
+    let body = [LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX, b"}"]
+        .into_iter()
+        .find_map(|suffix| record.strip_suffix(suffix));
+    body.is_some_and(|body| body.ends_with(b",\"anomaly\":true"))
 }
 
 impl Chains {
@@ -71,11 +110,16 @@ impl Chains {
             }));
             specs.push(spec);
         }
+        let anomalies_need_only_flagged = only_flagged_can_pass(
+            &specs[Stream::Enriched.index()],
+            &specs[Stream::Anomalies.index()],
+        );
         Ok(Self {
             specs,
             replay,
             fingerprints,
             bars,
+            anomalies_need_only_flagged,
         })
     }
 }
@@ -92,5 +136,43 @@ impl BarsLateness {
             return false;
         }
         matches!(self.watermark.admit(ts), Admission::Late { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_read_where_the_scorer_writes_them() {
+        assert!(is_flagged(
+            br#"{"p":1,"z":4.0,"anomaly":true,"late":false}"#
+        ));
+        assert!(is_flagged(
+            br#"{"p":1,"z":null,"anomaly":true,"late":true}"#
+        ));
+        assert!(is_flagged(br#"{"p":1,"z":4.0,"anomaly":true}"#));
+        assert!(!is_flagged(
+            br#"{"p":1,"z":1.0,"anomaly":false,"late":false}"#
+        ));
+        assert!(!is_flagged(br#"{"anomaly":true,"p":1,"late":false}"#));
+    }
+
+    fn spec(yaml: &str) -> ChainSpec {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chain.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        ChainSpec::from_file(&path).unwrap()
+    }
+
+    #[test]
+    fn only_flagged_records_are_handed_over_when_the_rules_agree() {
+        let enriched = spec("transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      threshold: \"3.0\"\n");
+        let same = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      threshold: \"3\"\n      emit: anomalies\n");
+        let other = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      threshold: \"2.5\"\n      emit: anomalies\n");
+        let all = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n");
+        assert!(only_flagged_can_pass(&enriched, &same));
+        assert!(!only_flagged_can_pass(&enriched, &other));
+        assert!(!only_flagged_can_pass(&enriched, &all));
     }
 }

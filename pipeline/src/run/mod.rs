@@ -259,7 +259,11 @@ pub fn run(
                 .iter()
                 .find(|s| s.input() == Some(*stream))
                 .and_then(|s| spawned[s.index()].as_ref())
-                .map(|w| w.jobs.clone());
+                .map(|w| worker::Downstream {
+                    jobs: w.jobs.clone(),
+                    only_flagged: w.stream == Stream::Anomalies
+                        && chains.anomalies_need_only_flagged,
+                });
             spawned[stream.index()] = Some(spawn_worker(
                 scope,
                 *stream,

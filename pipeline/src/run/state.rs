@@ -65,9 +65,9 @@ impl State<'_> {
                     let message = match stream.input() {
                         // The index is into the input batch.
                         None => format!("rejected by the {} chain: {hint}", stream.name()),
-                        // The index is into the feeding chain's output for this batch.
+                        // The index is into what the feeding chain passed on for this batch.
                         Some(input) => format!(
-                            "rejected by the {} chain (record {index} of the {} batch): {hint}",
+                            "rejected by the {} chain (record {index} of what the {} chain passed on): {hint}",
                             stream.name(),
                             input.name()
                         ),

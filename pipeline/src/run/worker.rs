@@ -9,6 +9,7 @@ use fluvio_protocol::record::{Record, RecordKey};
 use stockstream_core::tick::parse_tick;
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
 
+use super::chains::is_flagged;
 use crate::outputs::{parse_rows, Rows, Stream};
 
 /// What a chain made of one batch.
@@ -16,6 +17,13 @@ pub(super) struct ChainOutput {
     pub(super) rows: Rows,
     pub(super) failures: Vec<(usize, String)>,
     pub(super) raw: Option<Vec<Vec<u8>>>,
+}
+
+/// Where a chain's output goes on to: the queue of the chain it feeds, and whether only the
+/// records the enriched chain flagged need to go (see `chains::only_flagged_can_pass`).
+pub(super) struct Downstream {
+    pub(super) jobs: SyncSender<Job>,
+    pub(super) only_flagged: bool,
 }
 
 /// Work for a chain's thread, in order.
@@ -49,7 +57,7 @@ pub(super) fn spawn_worker<'scope>(
     engine: SmartEngine,
     wasm: WasmLocator,
     keep_raw: bool,
-    downstream: Option<SyncSender<Job>>,
+    downstream: Option<Downstream>,
 ) -> Worker {
     let (jobs, job_rx) = sync_channel::<Job>(PIPELINE_DEPTH);
     let (result_tx, results) = sync_channel(PIPELINE_DEPTH + 1);
@@ -74,9 +82,13 @@ pub(super) fn spawn_worker<'scope>(
                     Job::Batch(batch) => {
                         process(&mut chain, stream, &batch, keep_raw).map(|(output, records)| {
                             if let Some(downstream) = &downstream {
+                                let mut records = records;
+                                if downstream.only_flagged {
+                                    records.retain(|r| is_flagged(r.value.as_ref()));
+                                }
                                 // A stopped downstream thread has sent its error: the main
                                 // loop reads it there.
-                                let _ = downstream.send(Job::Batch(Arc::new(records)));
+                                let _ = downstream.jobs.send(Job::Batch(Arc::new(records)));
                             }
                             Some(output)
                         })

@@ -263,6 +263,20 @@ pub(crate) struct Encoded<'a> {
     whole: &'a [u8],
 }
 
+/// Appends a few bytes one by one. In WASM, `extend_from_slice` of a length unknown at compile
+/// time is a `memory.copy`, which wasmtime runs as a call into the host: far dearer than a
+/// handful of stores for the 1-4 bytes of a record's header, key or headers count.
+#[inline]
+fn put_small(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() <= 16 {
+        for &byte in bytes {
+            out.push(byte);
+        }
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
 /// Appends `value` as fluvio-protocol's `variant_encode` does, including its treatment of
 /// values past 31 bits, so that the bytes match the SDK's exactly.
 pub fn put_varint(out: &mut Vec<u8>, value: i64) {
@@ -380,9 +394,9 @@ impl<'b> OutputWriter<'b> {
             + encoded.headers.len();
         self.out.reserve(varint_size(inner as i64) + inner);
         put_varint(self.out, inner as i64);
-        self.out.extend_from_slice(encoded.preamble);
+        put_small(self.out, encoded.preamble);
         match key {
-            OutputKey::Keep => self.out.extend_from_slice(encoded.key),
+            OutputKey::Keep => put_small(self.out, encoded.key),
             OutputKey::None => self.out.push(0),
             OutputKey::Bytes(bytes) => {
                 self.out.push(1);
@@ -392,7 +406,7 @@ impl<'b> OutputWriter<'b> {
         }
         put_varint(self.out, value.len() as i64);
         self.out.extend_from_slice(value);
-        self.out.extend_from_slice(encoded.headers);
+        put_small(self.out, encoded.headers);
         self.count += 1;
     }
 

@@ -723,8 +723,20 @@ fn skip_composite(buf: &[u8], pos: usize, depth: usize) -> Result<(usize, bool),
 #[inline]
 pub fn write_f64(out: &mut Vec<u8>, value: f64) {
     debug_assert!(value.is_finite());
-    out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    // Straight into the vector's spare room: in WASM each copy of the formatted digits would be
+    // a `memory.copy`, which wasmtime runs as a call into the host.
+    out.reserve(RYU_MAX_LEN);
+    let len = out.len();
+    // SAFETY: format64 writes at most RYU_MAX_LEN bytes, all initialised, at the pointer; the
+    // room is reserved above. The bytes are those of `ryu::Buffer::format_finite`.
+    unsafe {
+        let written = ryu::raw::format64(value, out.as_mut_ptr().add(len));
+        out.set_len(len + written);
+    }
 }
+
+/// The most bytes `ryu::raw::format64` writes.
+const RYU_MAX_LEN: usize = 24;
 
 /// Appends a number or `null`.
 #[inline]
@@ -738,7 +750,10 @@ pub fn write_opt_f64(out: &mut Vec<u8>, value: Option<f64>) {
 /// Appends an integer.
 #[inline]
 pub fn write_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    // Byte by byte: a copy of unknown length is a `memory.copy` in WASM, a call into the host.
+    for &digit in itoa::Buffer::new().format(value).as_bytes() {
+        out.push(digit);
+    }
 }
 
 /// Appends an integer or `null`.
@@ -961,6 +976,20 @@ mod tests {
         out.push(b' ');
         write_int(&mut out, -42i64);
         assert_eq!(out, b"100.0 0.1 null -42");
+    }
+
+    proptest! {
+        /// Written in place, the digits are exactly ryu's, after whatever the buffer held.
+        #[test]
+        fn floats_are_written_as_ryu_formats_them(bits in any::<u64>(), prefix in 0usize..40) {
+            let value = f64::from_bits(bits);
+            prop_assume!(value.is_finite());
+            let mut out = vec![b'x'; prefix];
+            write_f64(&mut out, value);
+            let mut want = vec![b'x'; prefix];
+            want.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+            prop_assert_eq!(out, want);
+        }
     }
 
     #[test]
