@@ -179,6 +179,12 @@ impl FluvioCluster {
     }
 
     /// A client of this cluster.
+    /// Process ids of the SPUs (the SC is started first, the SPUs after it), to sample their
+    /// memory.
+    pub fn spu_pids(&self) -> Vec<u32> {
+        self.children.iter().skip(1).map(Child::id).collect()
+    }
+
     pub fn connect(&self) -> anyhow::Result<Fluvio> {
         let config = FluvioClusterConfig::new(self.endpoint.clone());
         run_block_on(Fluvio::connect_with_config(&config))
