@@ -7,7 +7,7 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release -p stockstream -p producer \
     && cargo build --profile release-lto --target wasm32-wasip1 \
-        -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich \
+        -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich -p bars \
     && bash dashboard/build.sh
 
 FROM debian:bookworm-slim

@@ -2,7 +2,7 @@
 #   make run    the main job on a fresh machine (set-up included)
 #   make test   every test: fmt, clippy, unit/property/golden/black-box tests, parity on real data
 
-WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich
+WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich -p bars
 CARGO ?= cargo
 
 .PHONY: cluster-test setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench clean-cache

@@ -258,11 +258,12 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         "smartmodule stockstream/zscore-anomaly@0.1.0: created",
         "smartmodule stockstream/window-bars@0.1.0: created",
         "smartmodule stockstream/enrich@0.1.0: created",
+        "smartmodule stockstream/bars@0.1.0: created",
     ] {
         assert!(first.contains(name), "missing {name:?} in:\n{first}");
     }
     let second = setup(&cluster);
-    assert_eq!(second.matches(": unchanged").count(), 9, "{second}");
+    assert_eq!(second.matches(": unchanged").count(), 10, "{second}");
     assert!(!second.contains("created"), "{second}");
 
     // A module whose build changed is replaced; the others are left alone.
@@ -274,6 +275,7 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         "zscore_anomaly",
         "window_bars",
         "enrich",
+        "bars",
     ] {
         let from = if file == "rolling_stats" {
             "tick_filter"
@@ -301,7 +303,7 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         replaced.contains("smartmodule stockstream/rolling-stats@0.1.0: replaced"),
         "{replaced}"
     );
-    assert_eq!(replaced.matches(": unchanged").count(), 8, "{replaced}");
+    assert_eq!(replaced.matches(": unchanged").count(), 9, "{replaced}");
 
     let other = stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]);
     assert!(!other.status.success());

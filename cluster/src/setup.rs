@@ -24,8 +24,8 @@ pub struct ModuleManifest {
     pub toml: &'static str,
 }
 
-/// The modules: the four composable ones in chain order, then the fused enrich.
-pub const MODULES: [ModuleManifest; 5] = [
+/// The modules: the four composable ones in chain order, then the fused enrich and bars.
+pub const MODULES: [ModuleManifest; 6] = [
     ModuleManifest {
         crate_dir: "tick-filter",
         toml: include_str!("../../smartmodules/tick-filter/SmartModule.toml"),
@@ -45,6 +45,10 @@ pub const MODULES: [ModuleManifest; 5] = [
     ModuleManifest {
         crate_dir: "enrich",
         toml: include_str!("../../smartmodules/enrich/SmartModule.toml"),
+    },
+    ModuleManifest {
+        crate_dir: "bars",
+        toml: include_str!("../../smartmodules/bars/SmartModule.toml"),
     },
 ];
 

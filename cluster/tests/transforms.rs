@@ -20,6 +20,7 @@ fn from_start_chains_are_the_live_chains_without_look_back() {
         "anomalies.yaml",
         "bars-5m.yaml",
         "composable/enriched.yaml",
+        "composable/bars-5m.yaml",
     ] {
         let live = ChainSpec::from_file(&transforms().join(name)).unwrap();
         let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));

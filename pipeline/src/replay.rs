@@ -57,8 +57,9 @@ impl ChainReplay {
     /// Reads the chain's steps. Parameters were validated when the spec was read.
     pub fn for_chain(spec: &ChainSpec) -> anyhow::Result<Self> {
         let modules: Vec<&str> = spec.steps.iter().map(|s| s.module.as_str()).collect();
-        // enrich filters as tick-filter does before its rolling statistics.
-        let filtered = matches!(modules.first(), Some(&"tick-filter" | &"enrich"));
+        // The fused enrich and bars modules filter as tick-filter does before their state.
+        let fused = matches!(modules.first(), Some(&"enrich" | &"bars"));
+        let filtered = fused || modules.first() == Some(&"tick-filter");
         let watchlist = match spec.steps.first().filter(|_| filtered) {
             Some(step) => Watchlist::from_param(step.params.get("symbols").map(String::as_str))?,
             None => None,
@@ -69,30 +70,19 @@ impl ChainReplay {
             .filter(|(_, m)| !matches!(**m, "tick-filter" | "zscore-anomaly"))
             .map(|(i, _)| i)
             .collect();
-        if let [0] = stateful.as_slice() {
-            if spec.steps[0].module == "enrich" {
-                let param = |name: &str| spec.steps[0].params.get(name).map(String::as_str);
-                return Ok(Self {
-                    kind: ReplayKind::Rolling {
-                        window_ms: RollingConfig::from_params(param)?.window_ms,
-                    },
-                    filtered,
-                    watchlist,
-                });
-            }
-        }
         // The stateful step must see exactly what the host replays: raw ticks, with at most a
-        // tick-filter before it (look_back hands every step the raw records).
+        // tick-filter before it (look_back hands every step the raw records), or a fused module
+        // first.
         let kind = match stateful.as_slice() {
             [] => ReplayKind::Stateless,
-            [i] if *i == usize::from(filtered) => {
+            [i] if *i == usize::from(filtered && !fused) => {
                 let step = &spec.steps[*i];
                 let param = |name: &str| step.params.get(name).map(String::as_str);
                 match step.module.as_str() {
-                    "rolling-stats" => ReplayKind::Rolling {
+                    "rolling-stats" | "enrich" => ReplayKind::Rolling {
                         window_ms: RollingConfig::from_params(param)?.window_ms,
                     },
-                    "window-bars" => ReplayKind::Bars {
+                    "window-bars" | "bars" => ReplayKind::Bars {
                         config: BarsConfig::from_params(param)?,
                     },
                     _ => ReplayKind::Everything,

@@ -95,6 +95,11 @@ impl ChainStep {
                 BarsConfig::from_params(get).map_err(param_error)?;
                 "size, slide, lateness"
             }
+            "bars" => {
+                Watchlist::from_param(get("symbols")).map_err(param_error)?;
+                BarsConfig::from_params(get).map_err(param_error)?;
+                "symbols, size, slide, lateness"
+            }
             "enrich" => {
                 Watchlist::from_param(get("symbols")).map_err(param_error)?;
                 RollingConfig::from_params(get).map_err(param_error)?;
@@ -171,6 +176,21 @@ impl ChainSpec {
     /// The step running `module`, if the chain has one.
     pub fn step(&self, module: &str) -> Option<&ChainStep> {
         self.steps.iter().find(|s| s.module == module)
+    }
+
+    /// The step computing window bars: window-bars, or the fused bars module.
+    pub fn bars_step(&self) -> Option<&ChainStep> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.module.as_str(), "window-bars" | "bars"))
+    }
+
+    /// The step applying tick-filter's rule and watchlist (`symbols`): tick-filter, or a fused
+    /// module that includes it.
+    pub fn filter_step(&self) -> Option<&ChainStep> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.module.as_str(), "tick-filter" | "enrich" | "bars"))
     }
 
     /// Loads every module's .wasm and starts the chain (each module's `init` runs here).

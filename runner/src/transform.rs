@@ -88,10 +88,10 @@ struct BarsLateness {
 
 impl BarsLateness {
     fn for_chain(spec: &ChainSpec) -> Option<Self> {
-        let bars = spec.step("window-bars")?;
+        let bars = spec.bars_step()?;
         let config = BarsConfig::from_params(|n| bars.params.get(n).map(String::as_str)).ok()?;
         let watchlist = spec
-            .step("tick-filter")
+            .filter_step()
             .and_then(|f| Watchlist::from_param(f.params.get("symbols").map(String::as_str)).ok())
             .flatten();
         Some(Self {

@@ -279,3 +279,43 @@ fn the_fused_enrich_module_emits_exactly_what_the_three_modules_do() {
         assert_eq!(got, want, "{fused}");
     }
 }
+
+#[test]
+fn the_fused_bars_module_emits_exactly_what_tick_filter_and_window_bars_do() {
+    let mut input = ticks(30_000, 9);
+    input.insert(700, b"not a tick".to_vec());
+    input.insert(1_300, b"{\"symbol\":\"ES\",\"ts\":1}".to_vec());
+    let variants = [
+        ("", "size: \"5m\"\n      slide: \"1m\""),
+        (
+            "symbols: \"AAPL,MSFT\"\n",
+            "size: \"2m\"\n      slide: \"2m\"",
+        ),
+        (
+            "",
+            "size: \"5m\"\n      slide: \"1m\"\n      lateness: \"3s\"",
+        ),
+    ];
+    for (filter, window) in variants {
+        let filter_with = if filter.is_empty() {
+            String::new()
+        } else {
+            format!("    with:\n      {filter}")
+        };
+        let composable = format!(
+            "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n{filter_with}  - uses: stockstream/window-bars@0.1.0\n    with:\n      {window}\n"
+        );
+        let fused = format!(
+            "transforms:\n  - uses: stockstream/bars@0.1.0\n    with:\n      {filter}      {window}\n"
+        )
+        .replace("with:\n            ", "with:\n      ");
+        let (mut a, mut b) = (chain(&composable), chain(&fused));
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for part in input.chunks(1_000) {
+            want.extend(values(&a.process(&records(part)).unwrap().records));
+            got.extend(values(&b.process(&records(part)).unwrap().records));
+        }
+        assert!(!want.is_empty(), "{composable}");
+        assert_eq!(got, want, "{fused}");
+    }
+}

@@ -14,6 +14,7 @@ fn each_module_declares_its_package_and_parameters() {
         ("rolling-stats", &["window"]),
         ("zscore-anomaly", &["threshold", "min_count", "emit"]),
         ("window-bars", &["size", "slide", "lateness"]),
+        ("bars", &["symbols", "size", "slide", "lateness"]),
         (
             "enrich",
             &["symbols", "window", "threshold", "min_count", "emit"],

@@ -97,11 +97,11 @@ impl Chains {
             }
             fingerprints.insert(stream.name().to_owned(), steps.join(" | "));
             replay.push(ChainReplay::for_chain(&spec)?);
-            bars.push(spec.step("window-bars").map(|step| {
+            bars.push(spec.bars_step().map(|step| {
                 let config = BarsConfig::from_params(|n| step.params.get(n).map(String::as_str))
                     .expect("validated when read");
                 let watchlist = spec
-                    .step("tick-filter")
+                    .filter_step()
                     .and_then(|f| {
                         Watchlist::from_param(f.params.get("symbols").map(String::as_str)).ok()
                     })
