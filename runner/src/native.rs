@@ -4,7 +4,7 @@
 
 use stockstream_core::rolling::{RollingConfig, RollingStats};
 use stockstream_core::tick::{parse_tick, Watchlist};
-use stockstream_core::zscore::{parse_scoring_input, write_scored, Emit, ZScoreConfig};
+use stockstream_core::zscore::{parse_scoring_input, write_scored, ZScoreConfig};
 
 use crate::chain::ChainSpec;
 
@@ -53,16 +53,9 @@ impl NativeEnrichedChain {
         enrichment.write_onto(record, &mut self.enriched);
         // zscore-anomaly
         let input = parse_scoring_input(&self.enriched)?;
-        let z = self.zscore.score(
-            input.price,
-            input.prev_mean,
-            input.prev_std,
-            input.prev_count,
-        );
-        let anomaly = self.zscore.is_anomaly(z);
-        if self.zscore.emit == Emit::Anomalies && !anomaly {
+        let Some((z, anomaly)) = self.zscore.verdict(input) else {
             return Ok(false);
-        }
+        };
         write_scored(&self.enriched, z, anomaly, out);
         Ok(true)
     }

@@ -236,6 +236,17 @@ fn a_long_run_fits_in_a_small_store() {
     assert!(bar_count > 0);
 }
 
+/// The records two chains emit for `input`, fed in batches of 1,000.
+fn both_outputs(first: &str, second: &str, input: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut a, mut b) = (chain(first), chain(second));
+    let (mut from_first, mut from_second) = (Vec::new(), Vec::new());
+    for part in input.chunks(1_000) {
+        from_first.extend(values(&a.process(&records(part)).unwrap().records));
+        from_second.extend(values(&b.process(&records(part)).unwrap().records));
+    }
+    (from_first, from_second)
+}
+
 #[test]
 fn the_fused_enrich_module_emits_exactly_what_the_three_modules_do() {
     let mut input = ticks(20_000, 8);
@@ -269,12 +280,7 @@ fn the_fused_enrich_module_emits_exactly_what_the_three_modules_do() {
             "transforms:\n  - uses: stockstream/enrich@0.1.0\n{}",
             with(&[filter, score])
         );
-        let (mut a, mut b) = (chain(&composable), chain(&fused));
-        let (mut got, mut want) = (Vec::new(), Vec::new());
-        for part in input.chunks(1_000) {
-            want.extend(values(&a.process(&records(part)).unwrap().records));
-            got.extend(values(&b.process(&records(part)).unwrap().records));
-        }
+        let (want, got) = both_outputs(&composable, &fused, &input);
         assert!(!want.is_empty(), "{composable}");
         assert_eq!(got, want, "{fused}");
     }
@@ -309,12 +315,7 @@ fn the_fused_bars_module_emits_exactly_what_tick_filter_and_window_bars_do() {
             "transforms:\n  - uses: stockstream/bars@0.1.0\n    with:\n      {filter}      {window}\n"
         )
         .replace("with:\n            ", "with:\n      ");
-        let (mut a, mut b) = (chain(&composable), chain(&fused));
-        let (mut got, mut want) = (Vec::new(), Vec::new());
-        for part in input.chunks(1_000) {
-            want.extend(values(&a.process(&records(part)).unwrap().records));
-            got.extend(values(&b.process(&records(part)).unwrap().records));
-        }
+        let (want, got) = both_outputs(&composable, &fused, &input);
         assert!(!want.is_empty(), "{composable}");
         assert_eq!(got, want, "{fused}");
     }

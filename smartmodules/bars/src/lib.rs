@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use stockstream_core::bars::{Bar, BarsConfig, WindowBars};
+use stockstream_core::bars::{BarEmitter, BarsConfig};
 use stockstream_core::parse_tick;
 use stockstream_core::tick::Watchlist;
 use stockstream_smartmodule::{smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams};
@@ -13,9 +13,7 @@ smartmodule!(init = init, array_map = array_map, look_back = look_back);
 
 thread_local! {
     static WATCHLIST: RefCell<Option<Watchlist>> = const { RefCell::new(None) };
-    static BARS: RefCell<WindowBars> = RefCell::new(WindowBars::new(BarsConfig::default()));
-    /// Reused between calls so the common case (no window closes) allocates nothing.
-    static CLOSED: RefCell<Vec<Bar>> = const { RefCell::new(Vec::new()) };
+    static BARS: RefCell<BarEmitter> = RefCell::new(BarEmitter::new(BarsConfig::default()));
 }
 
 pub fn init(params: SmartModuleExtraParams) -> Result<()> {
@@ -23,7 +21,7 @@ pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let watchlist = Watchlist::from_param(param("symbols"))?;
     let config = BarsConfig::from_params(param)?;
     WATCHLIST.set(watchlist);
-    BARS.set(WindowBars::new(config));
+    BARS.set(BarEmitter::new(config));
     Ok(())
 }
 
@@ -37,15 +35,13 @@ pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {
             .as_ref()
             .is_none_or(|watchlist| watchlist.contains(tick.symbol))
     });
-    if !listed {
-        return Ok(());
+    if listed {
+        BARS.with_borrow_mut(|bars| {
+            bars.push(&tick, |bar| {
+                out.push(Some(bar.symbol.as_bytes()), |json| bar.write_json(json))
+            })
+        });
     }
-    CLOSED.with_borrow_mut(|closed| {
-        BARS.with_borrow_mut(|bars| bars.push(&tick, closed));
-        for bar in closed.drain(..) {
-            out.push(Some(bar.symbol.as_bytes()), |json| bar.write_json(json));
-        }
-    });
     Ok(())
 }
 
@@ -54,10 +50,7 @@ pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {
 /// every valid tick counts, watchlist or not, and windows already emitted are dropped.
 pub fn look_back(record: &Record) -> Result<()> {
     if let Ok(tick) = parse_tick(record.value) {
-        CLOSED.with_borrow_mut(|closed| {
-            BARS.with_borrow_mut(|bars| bars.push(&tick, closed));
-            closed.clear();
-        });
+        BARS.with_borrow_mut(|bars| bars.replay(&tick));
     }
     Ok(())
 }

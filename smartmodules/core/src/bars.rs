@@ -210,6 +210,37 @@ impl Watermark {
     }
 }
 
+/// [`WindowBars`] with the buffer its closed bars go through, kept between ticks so that the
+/// common case (no window closes) allocates nothing: what window-bars and bars hold.
+pub struct BarEmitter {
+    bars: WindowBars,
+    closed: Vec<Bar>,
+}
+
+impl BarEmitter {
+    pub fn new(config: BarsConfig) -> Self {
+        Self {
+            bars: WindowBars::new(config),
+            closed: Vec::new(),
+        }
+    }
+
+    /// Feeds one valid tick; `emit` sees each bar whose window it closed, in order.
+    pub fn push(&mut self, tick: &Tick<'_>, mut emit: impl FnMut(&Bar)) {
+        self.bars.push(tick, &mut self.closed);
+        for bar in self.closed.drain(..) {
+            emit(&bar);
+        }
+    }
+
+    /// Feeds a tick replayed to rebuild the open windows after a restart: windows it closes
+    /// were emitted before the restart, so they are dropped.
+    pub fn replay(&mut self, tick: &Tick<'_>) {
+        self.bars.push(tick, &mut self.closed);
+        self.closed.clear();
+    }
+}
+
 /// Windowed bars for all symbols, with one watermark across them (as Spark's is per query).
 pub struct WindowBars {
     config: BarsConfig,

@@ -83,6 +83,18 @@ impl ZScoreConfig {
     pub fn is_anomaly(&self, z: Option<f64>) -> bool {
         z.is_some_and(|z| z.abs() >= self.threshold)
     }
+
+    /// The z and flag of a tick, or `None` when `emit=anomalies` drops it.
+    pub fn verdict(&self, input: ScoringInput) -> Option<(Option<f64>, bool)> {
+        let z = self.score(
+            input.price,
+            input.prev_mean,
+            input.prev_std,
+            input.prev_count,
+        );
+        let anomaly = self.is_anomaly(z);
+        (self.emit == Emit::All || anomaly).then_some((z, anomaly))
+    }
 }
 
 /// The fields of an enriched tick that the rule reads.

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use stockstream_core::parse_tick;
 use stockstream_core::rolling::{RollingConfig, RollingStats};
 use stockstream_core::tick::Watchlist;
-use stockstream_core::zscore::{Emit, ZScoreConfig};
+use stockstream_core::zscore::{ScoringInput, ZScoreConfig};
 use stockstream_smartmodule::{
     eyre, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
 };
@@ -58,17 +58,14 @@ pub fn filter_map(record: &Record, out: &mut RecordOut) -> Result<bool> {
             return Ok(false);
         }
         let enrichment = enricher.stats.update(&tick);
-        let rule = &enricher.zscore;
-        let z = rule.score(
-            tick.price,
-            enrichment.prev_mean,
-            enrichment.prev_std,
-            enrichment.prev_count,
-        );
-        let anomaly = rule.is_anomaly(z);
-        if rule.emit == Emit::Anomalies && !anomaly {
+        let Some((z, anomaly)) = enricher.zscore.verdict(ScoringInput {
+            price: tick.price,
+            prev_mean: enrichment.prev_mean,
+            prev_std: enrichment.prev_std,
+            prev_count: enrichment.prev_count,
+        }) else {
             return Ok(false);
-        }
+        };
         if !enrichment.write_scored_onto(record.value, z, anomaly, out.value()) {
             // What zscore-anomaly reports for the empty record rolling-stats would write.
             return Err(eyre!("the tick is not a JSON object ending in `}}`"));

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use stockstream_core::bars::{Bar, BarsConfig, WindowBars};
+use stockstream_core::bars::{BarEmitter, BarsConfig};
 use stockstream_core::parse_tick;
 use stockstream_smartmodule::{
     eyre, smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams,
@@ -12,25 +12,22 @@ use stockstream_smartmodule::{
 smartmodule!(init = init, array_map = array_map, look_back = look_back);
 
 thread_local! {
-    static BARS: RefCell<WindowBars> = RefCell::new(WindowBars::new(BarsConfig::default()));
-    /// Reused between calls so the common case (no window closes) allocates nothing.
-    static CLOSED: RefCell<Vec<Bar>> = const { RefCell::new(Vec::new()) };
+    static BARS: RefCell<BarEmitter> = RefCell::new(BarEmitter::new(BarsConfig::default()));
 }
 
 pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let config = BarsConfig::from_params(|name| params.get(name).map(String::as_str))?;
-    BARS.with_borrow_mut(|bars| *bars = WindowBars::new(config));
+    BARS.set(BarEmitter::new(config));
     Ok(())
 }
 
 pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {
     let tick = parse_tick(record.value)
         .map_err(|reason| eyre!("invalid tick ({reason}); put tick-filter first in the chain"))?;
-    CLOSED.with_borrow_mut(|closed| {
-        BARS.with_borrow_mut(|bars| bars.push(&tick, closed));
-        for bar in closed.drain(..) {
-            out.push(Some(bar.symbol.as_bytes()), |json| bar.write_json(json));
-        }
+    BARS.with_borrow_mut(|bars| {
+        bars.push(&tick, |bar| {
+            out.push(Some(bar.symbol.as_bytes()), |json| bar.write_json(json))
+        })
     });
     Ok(())
 }
@@ -39,10 +36,7 @@ pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {
 /// watermark passes were emitted before the restart, so they are dropped, not emitted again.
 pub fn look_back(record: &Record) -> Result<()> {
     if let Ok(tick) = parse_tick(record.value) {
-        CLOSED.with_borrow_mut(|closed| {
-            BARS.with_borrow_mut(|bars| bars.push(&tick, closed));
-            closed.clear();
-        });
+        BARS.with_borrow_mut(|bars| bars.replay(&tick));
     }
     Ok(())
 }

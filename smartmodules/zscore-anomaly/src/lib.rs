@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use stockstream_core::zscore::{parse_scoring_input, write_scored, Emit, ZScoreConfig};
+use stockstream_core::zscore::{parse_scoring_input, write_scored, ZScoreConfig};
 use stockstream_smartmodule::{smartmodule, Record, RecordOut, Result, SmartModuleExtraParams};
 
 smartmodule!(init = init, filter_map = filter_map);
@@ -19,16 +19,9 @@ pub fn init(params: SmartModuleExtraParams) -> Result<()> {
 pub fn filter_map(record: &Record, out: &mut RecordOut) -> Result<bool> {
     let config = CONFIG.get_or_init(ZScoreConfig::default);
     let input = parse_scoring_input(record.value)?;
-    let z = config.score(
-        input.price,
-        input.prev_mean,
-        input.prev_std,
-        input.prev_count,
-    );
-    let anomaly = config.is_anomaly(z);
-    if config.emit == Emit::Anomalies && !anomaly {
+    let Some((z, anomaly)) = config.verdict(input) else {
         return Ok(false);
-    }
+    };
     write_scored(record.value, z, anomaly, out.value());
     Ok(true)
 }
