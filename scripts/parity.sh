@@ -14,12 +14,12 @@ if [ ! -s "$ticks" ]; then
 fi
 bin=target/release/stockstream
 
-echo "parity: enriched chain (tick-filter, rolling-stats, zscore-anomaly) vs pandas/numpy"
+echo "parity: enriched chain (enrich: tick-filter, rolling-stats, zscore-anomaly fused) vs pandas/numpy"
 "$bin" transform --transforms-file transforms/enriched.yaml --input "$ticks" --output "$work/enriched.jsonl"
 "$py" reference/check_enriched.py --input "$ticks" --ours "$work/enriched.jsonl" \
   --window 5m --min-count 20 --threshold 3.0
 
-echo "parity: bars-5m chain (tick-filter, window-bars 5m/1m) vs PySpark structured streaming"
+echo "parity: bars-5m chain (bars: tick-filter, window-bars fused; 5m/1m) vs PySpark structured streaming"
 "$bin" transform --transforms-file transforms/bars-5m.yaml --input "$ticks" --output "$work/bars.jsonl"
 "$py" reference/check_bars.py --input "$ticks" --ours "$work/bars.jsonl" \
   --size 5m --slide 1m --lateness 0s
