@@ -40,7 +40,7 @@ pub use wire::InputRecord as Record;
 
 /// Exports a module's functions as SmartModule entry points (only when built for WASM).
 ///
-/// Give `alloc`-free names of functions in scope, one transform and optionally `init` and
+/// Name functions in scope: exactly one transform, and optionally `init` and
 /// `look_back`:
 ///
 /// | entry | function |
