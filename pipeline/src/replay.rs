@@ -58,9 +58,10 @@ impl ChainReplay {
     pub fn for_chain(spec: &ChainSpec) -> anyhow::Result<Self> {
         let modules: Vec<&str> = spec.steps.iter().map(|s| s.module.as_str()).collect();
         // The fused enrich and bars modules filter as tick-filter does before their state.
-        let fused = matches!(modules.first(), Some(&"enrich" | &"bars"));
-        let filtered = fused || modules.first() == Some(&"tick-filter");
-        let watchlist = match spec.steps.first().filter(|_| filtered) {
+        let first = spec.steps.first();
+        let fused = first.is_some_and(|step| step.is_fused());
+        let filtered = first.is_some_and(|step| step.filters_ticks());
+        let watchlist = match first.filter(|_| filtered) {
             Some(step) => Watchlist::from_param(step.params.get("symbols").map(String::as_str))?,
             None => None,
         };

@@ -122,6 +122,17 @@ impl ChainStep {
         }
     }
 
+    /// Whether the step applies tick-filter's rule and watchlist: tick-filter, or a fused
+    /// module that includes it.
+    pub fn filters_ticks(&self) -> bool {
+        matches!(self.module.as_str(), "tick-filter" | "enrich" | "bars")
+    }
+
+    /// Whether the step is a fused module: tick-filter's rule, then stateful steps, in one.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.module.as_str(), "enrich" | "bars")
+    }
+
     /// The file `cargo build` writes for this module (`rolling-stats` -> `rolling_stats.wasm`).
     pub fn wasm_file_name(&self) -> String {
         format!("{}.wasm", self.module.replace('-', "_"))
@@ -188,9 +199,7 @@ impl ChainSpec {
     /// The step applying tick-filter's rule and watchlist (`symbols`): tick-filter, or a fused
     /// module that includes it.
     pub fn filter_step(&self) -> Option<&ChainStep> {
-        self.steps
-            .iter()
-            .find(|s| matches!(s.module.as_str(), "tick-filter" | "enrich" | "bars"))
+        self.steps.iter().find(|s| s.filters_ticks())
     }
 
     /// Loads every module's .wasm and starts the chain (each module's `init` runs here).
@@ -406,12 +415,11 @@ fn encode_batch(records: &[Record]) -> anyhow::Result<Vec<u8>> {
         .map(|r| r.value.len() + r.key.as_ref().map_or(0, |k| k.len()) + 16)
         .sum();
     let mut out = Vec::with_capacity(4 + size);
-    let out = &mut out;
     out.extend_from_slice(&u32::try_from(records.len())?.to_be_bytes());
     for (delta, record) in records.iter().enumerate() {
         if record.headers == 0 {
             stockstream_smartmodule::wire::put_record(
-                out,
+                &mut out,
                 record.timestamp_delta(),
                 delta as Offset,
                 record.key.as_ref().map(|k| k.as_ref()),
@@ -420,10 +428,10 @@ fn encode_batch(records: &[Record]) -> anyhow::Result<Vec<u8>> {
         } else {
             let mut record = record.clone();
             record.preamble.set_offset_delta(delta as Offset);
-            record.encode(out, fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
+            record.encode(&mut out, fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION)?;
         }
     }
-    Ok(std::mem::take(out))
+    Ok(out)
 }
 
 /// Polls a future that never waits (the engine's look_back with an in-memory reader).

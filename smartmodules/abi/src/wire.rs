@@ -308,12 +308,11 @@ pub fn put_record(
     key: Option<&[u8]>,
     value: &[u8],
 ) {
-    let key_len = key.map_or(1, |k| 1 + varint_size(k.len() as i64) + k.len());
     // attributes, the deltas, key, value, headers count 0
     let inner = 1
         + varint_size(timestamp_delta)
         + varint_size(offset_delta)
-        + key_len
+        + key_size(key)
         + varint_size(value.len() as i64)
         + value.len()
         + 1;
@@ -322,6 +321,19 @@ pub fn put_record(
     out.push(0);
     put_varint(out, timestamp_delta);
     put_varint(out, offset_delta);
+    put_key(out, key);
+    put_varint(out, value.len() as i64);
+    out.extend_from_slice(value);
+    out.push(0);
+}
+
+/// The size of a record's key as fluvio-protocol encodes an `Option<RecordData>`.
+fn key_size(key: Option<&[u8]>) -> usize {
+    key.map_or(1, |k| 1 + varint_size(k.len() as i64) + k.len())
+}
+
+/// Appends a record's key as fluvio-protocol encodes an `Option<RecordData>`.
+fn put_key(out: &mut Vec<u8>, key: Option<&[u8]>) {
     match key {
         None => out.push(0),
         Some(k) => {
@@ -330,9 +342,6 @@ pub fn put_record(
             out.extend_from_slice(k);
         }
     }
-    put_varint(out, value.len() as i64);
-    out.extend_from_slice(value);
-    out.push(0);
 }
 
 /// A key for an output record.
@@ -366,11 +375,6 @@ impl<'b> OutputWriter<'b> {
         }
     }
 
-    /// Records written so far.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// The input record, unchanged (a filter's pass).
     pub fn push_unchanged(&mut self, record: &InputRecord<'_>) {
         put_varint(self.out, record.encoded.whole.len() as i64);
@@ -384,8 +388,8 @@ impl<'b> OutputWriter<'b> {
         let encoded = &record.encoded;
         let key_len = match key {
             OutputKey::Keep => encoded.key.len(),
-            OutputKey::None => 1,
-            OutputKey::Bytes(bytes) => 1 + varint_size(bytes.len() as i64) + bytes.len(),
+            OutputKey::None => key_size(None),
+            OutputKey::Bytes(bytes) => key_size(Some(bytes)),
         };
         let inner = encoded.preamble.len()
             + key_len
@@ -397,12 +401,8 @@ impl<'b> OutputWriter<'b> {
         put_small(self.out, encoded.preamble);
         match key {
             OutputKey::Keep => put_small(self.out, encoded.key),
-            OutputKey::None => self.out.push(0),
-            OutputKey::Bytes(bytes) => {
-                self.out.push(1);
-                put_varint(self.out, bytes.len() as i64);
-                self.out.extend_from_slice(bytes);
-            }
+            OutputKey::None => put_key(self.out, None),
+            OutputKey::Bytes(bytes) => put_key(self.out, Some(bytes)),
         }
         put_varint(self.out, value.len() as i64);
         self.out.extend_from_slice(value);
