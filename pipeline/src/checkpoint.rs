@@ -29,6 +29,9 @@ pub struct Counts {
     pub enriched_rows: u64,
     pub anomaly_rows: u64,
     pub bar_rows: u64,
+    /// Alerts closed (rows under outputs/alerts).
+    #[serde(default)]
+    pub alerts: u64,
     pub files: u64,
     pub commits: u64,
 }
@@ -67,6 +70,9 @@ pub struct Checkpoint {
     pub last_replay: BTreeMap<String, u64>,
     /// The input was read to its end.
     pub finished: bool,
+    /// Alerts still open at this commit: a restart goes on growing them.
+    #[serde(default)]
+    pub open_alerts: Vec<crate::alerts::OpenAlert>,
     pub counts: Counts,
 }
 

@@ -70,6 +70,11 @@ impl Staged {
         self.files.len()
     }
 
+    /// Final paths of the staged files.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(_, path)| path.as_path())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }

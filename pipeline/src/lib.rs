@@ -9,10 +9,12 @@
 //! - [`replay`]: which earlier ticks rebuild each chain's window state exactly after a restart.
 //! - [`commit`] and [`checkpoint`]: atomic files named by input range, the checkpoint.
 //! - [`outputs`] and [`parquet_io`]: rows, schemas, Parquet.
+//! - [`alerts`]: anomalies grouped into alerts, and their webhook.
 //! - [`score`]: precision, recall and F1 of the anomalies against a ground-truth file.
 //! - [`source`]: files or the synthetic generator, paced by event time.
 //! - [`dashboard`]: the feed of derived records for the dashboard (its integration point).
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod commit;
 pub mod dashboard;

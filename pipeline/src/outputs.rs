@@ -1,7 +1,9 @@
-//! The three derived streams, their rows, and how a chain's JSON output becomes rows.
+//! The derived streams (three from chains, alerts grouped by the host), their rows, and how a
+//! chain's JSON output becomes rows.
 
 use std::collections::BTreeMap;
 
+use stockstream_core::episodes::Episode;
 use stockstream_core::json::{ObjectFields, Value};
 
 use crate::dates::day_of;
@@ -15,10 +17,21 @@ pub enum Stream {
     Anomalies,
     /// 5-minute bars every minute, per symbol.
     Bars,
+    /// Alerts: each symbol's anomalies grouped into episodes (`stockstream_core::episodes`),
+    /// by the host from the anomalies stream; written once closed.
+    Alerts,
 }
 
 impl Stream {
+    /// The streams a chain of SmartModules produces.
     pub const ALL: [Stream; 3] = [Stream::Enriched, Stream::Anomalies, Stream::Bars];
+    /// Every stream written under the outputs root.
+    pub const OUTPUTS: [Stream; 4] = [
+        Stream::Enriched,
+        Stream::Anomalies,
+        Stream::Bars,
+        Stream::Alerts,
+    ];
 
     /// Short name, for messages and the checkpoint.
     pub fn name(self) -> &'static str {
@@ -26,6 +39,7 @@ impl Stream {
             Stream::Enriched => "enriched",
             Stream::Anomalies => "anomalies",
             Stream::Bars => "bars_5m",
+            Stream::Alerts => "alerts",
         }
     }
 
@@ -35,6 +49,7 @@ impl Stream {
             Stream::Enriched => "streaming_data/enriched",
             Stream::Anomalies => "anomalies",
             Stream::Bars => "streaming_data/bars_5m",
+            Stream::Alerts => "alerts",
         }
     }
 
@@ -44,6 +59,7 @@ impl Stream {
             Stream::Enriched => "enriched.yaml",
             Stream::Anomalies => "anomalies-from-enriched.yaml",
             Stream::Bars => "bars-5m.yaml",
+            Stream::Alerts => unreachable!("alerts are grouped by the host, not by a chain"),
         }
     }
 
@@ -52,6 +68,7 @@ impl Stream {
     pub fn input(self) -> Option<Stream> {
         match self {
             Stream::Anomalies => Some(Stream::Enriched),
+            Stream::Alerts => Some(Stream::Anomalies),
             Stream::Enriched | Stream::Bars => None,
         }
     }
@@ -101,19 +118,56 @@ pub struct BarRow {
     pub count: i64,
 }
 
+/// A closed alert (see `stockstream_core::episodes`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertRow {
+    /// `SYMBOL@start_ts`.
+    pub id: Box<str>,
+    pub symbol: Box<str>,
+    pub start_ts: i64,
+    pub end_ts: i64,
+    /// Anomalies in the alert.
+    pub count: i64,
+    pub peak_z: f64,
+    pub peak_ts: i64,
+    pub peak_price: f64,
+    /// `up` or `down`.
+    pub direction: Box<str>,
+    /// `minor`, `major` or `critical`.
+    pub severity: Box<str>,
+}
+
+impl From<&Episode> for AlertRow {
+    fn from(e: &Episode) -> Self {
+        Self {
+            id: e.id().into(),
+            symbol: e.symbol.clone(),
+            start_ts: e.start_ts,
+            end_ts: e.end_ts,
+            count: i64::try_from(e.count).unwrap_or(i64::MAX),
+            peak_z: e.peak.z,
+            peak_ts: e.peak.ts,
+            peak_price: e.peak.price,
+            direction: e.direction().into(),
+            severity: e.severity().name().into(),
+        }
+    }
+}
+
 /// Rows of one stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rows {
     Ticks(Vec<TickRow>),
     Bars(Vec<BarRow>),
+    Alerts(Vec<AlertRow>),
 }
 
 impl Rows {
     pub fn empty_for(stream: Stream) -> Self {
-        if stream.is_bars() {
-            Rows::Bars(Vec::new())
-        } else {
-            Rows::Ticks(Vec::new())
+        match stream {
+            Stream::Bars => Rows::Bars(Vec::new()),
+            Stream::Alerts => Rows::Alerts(Vec::new()),
+            Stream::Enriched | Stream::Anomalies => Rows::Ticks(Vec::new()),
         }
     }
 
@@ -121,6 +175,7 @@ impl Rows {
         match self {
             Rows::Ticks(rows) => rows.len(),
             Rows::Bars(rows) => rows.len(),
+            Rows::Alerts(rows) => rows.len(),
         }
     }
 
@@ -259,6 +314,22 @@ fn bar_row(record: &[u8]) -> Result<BarRow, String> {
     })
 }
 
+fn alert_row(record: &[u8]) -> Result<AlertRow, String> {
+    let f = Fields::parse(record)?;
+    Ok(AlertRow {
+        id: f.str("id")?,
+        symbol: f.str("symbol")?,
+        start_ts: f.i64("start_ts")?,
+        end_ts: f.i64("end_ts")?,
+        count: f.i64("count")?,
+        peak_z: f.f64("peak_z")?,
+        peak_ts: f.i64("peak_ts")?,
+        peak_price: f.f64("peak_price")?,
+        direction: f.str("direction")?,
+        severity: f.str("severity")?,
+    })
+}
+
 /// Turns a chain's output records into rows of `stream`.
 pub fn parse_rows<'a>(
     stream: Stream,
@@ -271,7 +342,13 @@ pub fn parse_rows<'a>(
         record: String::from_utf8_lossy(record).chars().take(300).collect(),
     };
     let records = records.into_iter();
-    Ok(if stream.is_bars() {
+    Ok(if stream == Stream::Alerts {
+        let mut rows = Vec::with_capacity(records.size_hint().0);
+        for record in records {
+            rows.push(alert_row(record).map_err(|p| mismatch(p, record))?);
+        }
+        Rows::Alerts(rows)
+    } else if stream.is_bars() {
         let mut rows = Vec::with_capacity(records.size_hint().0);
         for record in records {
             rows.push(bar_row(record).map_err(|p| mismatch(p, record))?);
@@ -315,7 +392,7 @@ impl Partitioned {
                         .or_insert_with(|| Rows::Ticks(Vec::new()))
                     {
                         Rows::Ticks(list) => list.push(row),
-                        Rows::Bars(_) => unreachable!("one stream holds one kind of row"),
+                        _ => unreachable!("one stream holds one kind of row"),
                     }
                 }
             }
@@ -327,7 +404,19 @@ impl Partitioned {
                         .or_insert_with(|| Rows::Bars(Vec::new()))
                     {
                         Rows::Bars(list) => list.push(row),
-                        Rows::Ticks(_) => unreachable!("one stream holds one kind of row"),
+                        _ => unreachable!("one stream holds one kind of row"),
+                    }
+                }
+            }
+            Rows::Alerts(rows) => {
+                for row in rows {
+                    match self
+                        .by_day
+                        .entry(day_of(row.start_ts))
+                        .or_insert_with(|| Rows::Alerts(Vec::new()))
+                    {
+                        Rows::Alerts(list) => list.push(row),
+                        _ => unreachable!("one stream holds one kind of row"),
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! Parquet files of the derived streams, written with parquet's typed column writers (no arrow
 //! dependency: the schemas are flat and fixed) and zstd, and read back for scoring.
 //!
-//! Types: `symbol` UTF-8 string; `ts`, `window_start`, `window_end` TIMESTAMP(MILLIS, UTC),
+//! Types: `symbol`, `id`, `direction`, `severity` UTF-8 strings; `ts`, `window_start`, `window_end`,
+//! `start_ts`, `end_ts`, `peak_ts` TIMESTAMP(MILLIS, UTC),
 //! which pyarrow reads as `timestamp[ms, tz=UTC]`; prices and statistics double (nullable where
 //! the spec allows null); volumes and counts int64; `anomaly`, `late` boolean.
 
@@ -19,7 +20,7 @@ use parquet::record::RowAccessor;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
-use crate::outputs::{BarRow, Rows, Stream, TickRow};
+use crate::outputs::{AlertRow, BarRow, Rows, Stream, TickRow};
 
 const TICK_SCHEMA: &str = "
 message enriched_tick {
@@ -54,6 +55,20 @@ message bar {
   required int64 count;
 }";
 
+const ALERT_SCHEMA: &str = "
+message alert {
+  required binary id (STRING);
+  required binary symbol (STRING);
+  required int64 start_ts (TIMESTAMP(MILLIS,true));
+  required int64 end_ts (TIMESTAMP(MILLIS,true));
+  required int64 count;
+  required double peak_z;
+  required int64 peak_ts (TIMESTAMP(MILLIS,true));
+  required double peak_price;
+  required binary direction (STRING);
+  required binary severity (STRING);
+}";
+
 /// zstd level: 3 is zstd's own default, a good speed/size balance for numeric columns.
 const ZSTD_LEVEL: i32 = 1;
 
@@ -70,6 +85,11 @@ fn tick_schema() -> Arc<Type> {
 fn bar_schema() -> Arc<Type> {
     static CELL: OnceLock<Arc<Type>> = OnceLock::new();
     schema(BAR_SCHEMA, &CELL)
+}
+
+fn alert_schema() -> Arc<Type> {
+    static CELL: OnceLock<Arc<Type>> = OnceLock::new();
+    schema(ALERT_SCHEMA, &CELL)
 }
 
 fn properties() -> Arc<WriterProperties> {
@@ -120,7 +140,34 @@ pub fn write_rows<W: Write + Send>(out: W, rows: &Rows) -> anyhow::Result<W> {
     match rows {
         Rows::Ticks(rows) => write_ticks(out, rows),
         Rows::Bars(rows) => write_bars(out, rows),
+        Rows::Alerts(rows) => write_alerts(out, rows),
     }
+}
+
+fn write_alerts<W: Write + Send>(out: W, rows: &[AlertRow]) -> anyhow::Result<W> {
+    let mut writer = SerializedFileWriter::new(out, alert_schema(), properties())?;
+    let mut group = writer.next_row_group()?;
+    let mut index = 0;
+    while let Some(mut column) = group.next_column()? {
+        let r = rows.iter();
+        match index {
+            0 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.id)))?,
+            1 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.symbol)))?,
+            2 => required::<Int64Type>(&mut column, &r.map(|r| r.start_ts).collect::<Vec<_>>())?,
+            3 => required::<Int64Type>(&mut column, &r.map(|r| r.end_ts).collect::<Vec<_>>())?,
+            4 => required::<Int64Type>(&mut column, &r.map(|r| r.count).collect::<Vec<_>>())?,
+            5 => required::<DoubleType>(&mut column, &r.map(|r| r.peak_z).collect::<Vec<_>>())?,
+            6 => required::<Int64Type>(&mut column, &r.map(|r| r.peak_ts).collect::<Vec<_>>())?,
+            7 => required::<DoubleType>(&mut column, &r.map(|r| r.peak_price).collect::<Vec<_>>())?,
+            8 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.direction)))?,
+            9 => required::<ByteArrayType>(&mut column, &symbols(r.map(|r| &*r.severity)))?,
+            _ => unreachable!("the alert schema has 10 columns"),
+        }
+        column.close()?;
+        index += 1;
+    }
+    group.close()?;
+    Ok(writer.into_inner()?)
 }
 
 fn write_ticks<W: Write + Send>(out: W, rows: &[TickRow]) -> anyhow::Result<W> {
@@ -233,6 +280,7 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
     };
     let mut ticks = Vec::new();
     let mut bars = Vec::new();
+    let mut alerts = Vec::new();
     for row in reader.get_row_iter(None)? {
         let row = row?;
         let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
@@ -254,14 +302,30 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
         let required = |value: Option<f64>, name: &str| {
             value.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
         };
-        let symbol: Box<str> = match fields[index("symbol")?] {
-            Field::Str(s) => s.as_str().into(),
-            _ => anyhow::bail!("{}: `symbol` is not a string", path.display()),
+        let text = |name: &str| -> anyhow::Result<Box<str>> {
+            match fields[index(name)?] {
+                Field::Str(s) => Ok(s.as_str().into()),
+                _ => anyhow::bail!("{}: `{name}` is not a string", path.display()),
+            }
         };
+        let symbol = text("symbol")?;
         let int_required = |name: &str| {
             int(name)?.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
         };
-        if stream.is_bars() {
+        if stream == Stream::Alerts {
+            alerts.push(AlertRow {
+                id: text("id")?,
+                symbol,
+                start_ts: int_required("start_ts")?,
+                end_ts: int_required("end_ts")?,
+                count: int_required("count")?,
+                peak_z: required(float("peak_z")?, "peak_z")?,
+                peak_ts: int_required("peak_ts")?,
+                peak_price: required(float("peak_price")?, "peak_price")?,
+                direction: text("direction")?,
+                severity: text("severity")?,
+            });
+        } else if stream.is_bars() {
             bars.push(BarRow {
                 symbol,
                 window_start: int_required("window_start")?,
@@ -294,10 +358,10 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
             });
         }
     }
-    Ok(if stream.is_bars() {
-        Rows::Bars(bars)
-    } else {
-        Rows::Ticks(ticks)
+    Ok(match stream {
+        Stream::Alerts => Rows::Alerts(alerts),
+        Stream::Bars => Rows::Bars(bars),
+        Stream::Enriched | Stream::Anomalies => Rows::Ticks(ticks),
     })
 }
 
@@ -333,6 +397,29 @@ mod tests {
         assert_eq!(
             read_rows(&path, Stream::Enriched).unwrap(),
             Rows::Ticks(rows.clone())
+        );
+    }
+
+    #[test]
+    fn writes_and_reads_back_alerts() {
+        let rows = vec![AlertRow {
+            id: "MSFT@1000".into(),
+            symbol: "MSFT".into(),
+            start_ts: 1000,
+            end_ts: 2200,
+            count: 23,
+            peak_z: -11.3,
+            peak_ts: 1400,
+            peak_price: 239.1,
+            direction: "down".into(),
+            severity: "critical".into(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        write_rows(File::create(&path).unwrap(), &Rows::Alerts(rows.clone())).unwrap();
+        assert_eq!(
+            read_rows(&path, Stream::Alerts).unwrap(),
+            Rows::Alerts(rows)
         );
     }
 }

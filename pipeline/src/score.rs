@@ -7,6 +7,12 @@
 //! symbol's ticks with t1 < ts <= t2). Matching is one-to-one and as large as possible (on a
 //! line with one tolerance, matching each detection, in order, to the earliest unmatched truth
 //! within reach is optimal).
+//!
+//! Episode level: the detections are grouped into alerts exactly as the run groups them
+//! (`stockstream_core::episodes`: a symbol's anomalies at most `cooldown` apart). An alert is
+//! right when a truth row of its symbol lies within its span widened by the tolerance; a truth
+//! row is found when some alert's widened span holds it. One injected jump that flags several
+//! ticks is then one right alert, not one right and several wrong detections.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use stockstream_core::episodes::{self, FlaggedTick};
 
 use crate::outputs::Stream;
 use crate::parquet_io::read_symbol_ts;
@@ -157,15 +165,52 @@ pub struct Score {
     /// Harmonic mean of precision and recall (0 when both are 0).
     pub f1: f64,
     pub tolerance: String,
+    /// The same detections grouped into alerts.
+    pub episodes: EpisodeScore,
 }
 
-/// Scores `detected` against `truth`. `ticks` (each symbol's tick timestamps, any order) is
-/// needed for a tolerance in ticks.
+/// Precision and recall of alerts (episodes) rather than ticks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpisodeScore {
+    /// Alerts the detections make.
+    pub alerts: usize,
+    /// Alerts with a truth row in their (widened) span.
+    pub right: usize,
+    /// Truth rows inside some alert's widened span.
+    pub found: usize,
+    pub truth: usize,
+    /// right / alerts.
+    pub precision: f64,
+    /// found / truth.
+    pub recall: f64,
+    pub f1: f64,
+    pub cooldown_ms: i64,
+}
+
+fn f1(precision: f64, recall: f64) -> f64 {
+    if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Scores `detected` against `truth`, tick by tick and alert by alert (alerts of `cooldown_ms`).
+/// `ticks` (each symbol's tick timestamps, any order) is needed for a tolerance in ticks.
 pub fn score(
     detected: &[(Box<str>, i64)],
     truth: &[TruthRow],
     tolerance: Tolerance,
     ticks: Option<&HashMap<Box<str>, Vec<i64>>>,
+    cooldown_ms: i64,
 ) -> anyhow::Result<Score> {
     let mut by_symbol: HashMap<&str, (Vec<i64>, Vec<i64>)> = HashMap::new();
     for (symbol, ts) in detected {
@@ -219,22 +264,64 @@ pub fn score(
             }
         }
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let precision = ratio(matched, detected.len());
     let recall = ratio(matched, truth.len());
-    let f1 = if precision + recall == 0.0 {
-        0.0
-    } else {
-        2.0 * precision * recall / (precision + recall)
-    };
+    // Alerts: each symbol's detections in event time, cut where the gap exceeds the cooldown.
+    let (mut alerts, mut right, mut found) = (0, 0, 0);
+    for (symbol, (times, expected)) in &by_symbol {
+        let mut times = times.clone();
+        times.sort_unstable();
+        let flagged: Vec<FlaggedTick> = times
+            .iter()
+            .map(|&ts| FlaggedTick {
+                ts,
+                price: 0.0,
+                z: 0.0,
+            })
+            .collect();
+        let spans: Vec<(i64, i64)> = episodes::group(symbol, &flagged, cooldown_ms)
+            .iter()
+            .map(|e| {
+                (
+                    position(symbol, e.start_ts).saturating_sub(reach),
+                    position(symbol, e.end_ts).saturating_add(reach),
+                )
+            })
+            .collect();
+        let mut expected: Vec<i64> = expected.iter().map(|ts| position(symbol, *ts)).collect();
+        expected.sort_unstable();
+        alerts += spans.len();
+        right += spans
+            .iter()
+            .filter(|(lo, hi)| {
+                let first = expected.partition_point(|p| p < lo);
+                first < expected.len() && expected[first] <= *hi
+            })
+            .count();
+        found += expected
+            .iter()
+            .filter(|p| spans.iter().any(|(lo, hi)| lo <= *p && *p <= hi))
+            .count();
+    }
+    let (episode_precision, episode_recall) = (ratio(right, alerts), ratio(found, truth.len()));
     Ok(Score {
         detected: detected.len(),
         truth: truth.len(),
         matched,
         precision,
         recall,
-        f1,
+        f1: f1(precision, recall),
         tolerance: tolerance.to_string(),
+        episodes: EpisodeScore {
+            alerts,
+            right,
+            found,
+            truth: truth.len(),
+            precision: episode_precision,
+            recall: episode_recall,
+            f1: f1(episode_precision, episode_recall),
+            cooldown_ms,
+        },
     })
 }
 
@@ -274,6 +361,7 @@ mod tests {
             &truth(&[("A", 1050), ("A", 5000), ("A", 9400)]),
             Tolerance::Ms(100),
             None,
+            0,
         )
         .unwrap();
         assert_eq!((s.detected, s.truth, s.matched), (4, 3, 1));
@@ -290,6 +378,7 @@ mod tests {
             &truth(&[("A", 19), ("A", 9)]),
             Tolerance::Ms(10),
             None,
+            0,
         )
         .unwrap();
         assert_eq!(s.matched, 2);
@@ -305,6 +394,7 @@ mod tests {
             &truth(&[("A", 300), ("A", 700)]),
             Tolerance::Ticks(2),
             Some(&ticks),
+            0,
         )
         .unwrap();
         assert_eq!(s.matched, 2);
@@ -313,8 +403,47 @@ mod tests {
             &truth(&[("A", 300)]),
             Tolerance::Ticks(2),
             Some(&ticks),
+            0,
         )
         .unwrap();
         assert_eq!(s.matched, 0);
+    }
+
+    #[test]
+    fn one_jump_flagging_several_ticks_is_one_right_alert() {
+        // A's jump at 1000 flags 1000, 1200 and 1300 (one alert with a 500 ms cooldown); a
+        // false alarm at 9000; B's truth at 4000 is missed.
+        let s = score(
+            &found(&[("A", 1000), ("A", 1200), ("A", 1300), ("A", 9000)]),
+            &truth(&[("A", 1000), ("B", 4000)]),
+            Tolerance::Ms(0),
+            None,
+            500,
+        )
+        .unwrap();
+        assert_eq!((s.matched, s.detected), (1, 4));
+        let e = &s.episodes;
+        assert_eq!((e.alerts, e.right, e.found, e.truth), (2, 1, 1, 2));
+        assert!((e.precision - 0.5).abs() < 1e-12 && (e.recall - 0.5).abs() < 1e-12);
+        // A cooldown shorter than the gaps makes three alerts, of which one is right.
+        let s = score(
+            &found(&[("A", 1000), ("A", 1200), ("A", 1300)]),
+            &truth(&[("A", 1000)]),
+            Tolerance::Ms(0),
+            None,
+            50,
+        )
+        .unwrap();
+        assert_eq!((s.episodes.alerts, s.episodes.right), (3, 1));
+        // The tolerance widens the span: a truth just before the first flag is found.
+        let s = score(
+            &found(&[("A", 1000), ("A", 1200)]),
+            &truth(&[("A", 900)]),
+            Tolerance::Ms(100),
+            None,
+            500,
+        )
+        .unwrap();
+        assert_eq!((s.episodes.right, s.episodes.found), (1, 1));
     }
 }

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use stockstream_bridge::BridgeConfig;
 use stockstream_dashboard::{Dashboard, DashboardConfig, RunCounts};
+use stockstream_pipeline::alerts::webhook::WebhookConfig;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{Source, Speed};
 use stockstream_runner::WasmLocator;
@@ -77,6 +78,21 @@ pub struct PipelineArgs {
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
     commit_interval: Duration,
+    /// A symbol's anomalies at most this far apart in event time form one alert (a duration).
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_cooldown, help_heading = "Alerts")]
+    alert_cooldown: i64,
+    /// POST each closed alert as JSON (with a Slack-compatible `text` field) to this URL;
+    /// retried with backoff, dead-lettered under outputs/dead_letter/webhook/ if it keeps failing.
+    #[arg(long, value_name = "URL", help_heading = "Alerts")]
+    alert_webhook: Option<String>,
+    /// Attempts per alert (0.5 s after the first failure, doubling up to 30 s) before it is
+    /// dead-lettered.
+    #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=30), help_heading = "Alerts")]
+    alert_webhook_attempts: u32,
+}
+
+pub fn parse_cooldown(text: &str) -> Result<i64, String> {
+    stockstream_core::parse_duration_ms("alert-cooldown", text).map_err(|e| e.to_string())
 }
 
 /// Where and how the dashboard is served (`run`, `bridge --to pipeline`, `dashboard`).
@@ -307,6 +323,16 @@ pub fn run_pipeline(
     config.batch_size = args.batch_size as usize;
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
+    config.alert_cooldown_ms = args.alert_cooldown;
+    config.alert_webhook = args
+        .alert_webhook
+        .as_deref()
+        .map(WebhookConfig::new)
+        .transpose()?
+        .map(|w| WebhookConfig {
+            attempts: args.alert_webhook_attempts,
+            ..w
+        });
     let dashboard = if args.no_dashboard {
         None
     } else {

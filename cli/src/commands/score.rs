@@ -8,6 +8,8 @@ use clap::Args;
 use stockstream_pipeline::score::{read_stream, read_truth, score, Tolerance};
 use stockstream_pipeline::Stream;
 
+use super::run::parse_cooldown;
+
 #[derive(Args)]
 pub struct ScoreArgs {
     /// Ground truth: JSON lines with at least `symbol` and `ts` (the synthetic generator's
@@ -21,6 +23,10 @@ pub struct ScoreArgs {
     /// (`500ms`, `2s`).
     #[arg(long, default_value = "3ticks", value_name = "N ticks|DURATION")]
     tolerance: Tolerance,
+    /// Alerts for the episode-level figures: anomalies of a symbol at most this far apart (event
+    /// time) are one alert, as in `run --alert-cooldown`.
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_cooldown)]
+    alert_cooldown: i64,
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
@@ -45,7 +51,13 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         }
         Tolerance::Ms(_) => None,
     };
-    let s = score(&detected, &truth, args.tolerance, ticks.as_ref())?;
+    let s = score(
+        &detected,
+        &truth,
+        args.tolerance,
+        ticks.as_ref(),
+        args.alert_cooldown,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
@@ -56,6 +68,15 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         println!(
             "precision {:.4}  recall {:.4}  F1 {:.4}",
             s.precision, s.recall, s.f1
+        );
+        let e = &s.episodes;
+        println!(
+            "alerts (cooldown {} ms): {} alerts, {} with a true anomaly, {} of {} true anomalies inside an alert",
+            e.cooldown_ms, e.alerts, e.right, e.found, e.truth
+        );
+        println!(
+            "alert precision {:.4}  recall {:.4}  F1 {:.4}",
+            e.precision, e.recall, e.f1
         );
     }
     Ok(ExitCode::SUCCESS)

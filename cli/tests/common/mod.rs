@@ -131,6 +131,16 @@ da = [l for f in files(a, "dead_letter", "jsonl") for l in open(f)]
 db = [l for f in files(b, "dead_letter", "jsonl") for l in open(f)]
 assert da == db, "dead letters differ"
 print("dead_letter", len(da), "identical")
+# Alerts close at batch ends, which a restart moves: the same alerts, in any order and commit.
+def alerts(root):
+    fs = files(root, "alerts", "parquet")
+    return pa.concat_tables([pq.read_table(f) for f in fs]).sort_by("id").to_pylist() if fs else []
+check_ranges(b, "alerts", "parquet")
+aa, ab = alerts(a), alerts(b)
+assert aa == ab, f"alerts differ: {len(aa)} vs {len(ab)}"
+ca, cb = json.load(open(f"{a}/_checkpoint.json")), json.load(open(f"{b}/_checkpoint.json"))
+assert ca.get("open_alerts") == cb.get("open_alerts"), "open alerts differ"
+print("alerts", len(aa), "identical")
 leftovers = [f for f in glob.glob(f"{b}/**/.*", recursive=True) if f.endswith(".tmp")]
 assert not leftovers, leftovers
 cp = json.load(open(f"{b}/_checkpoint.json"))

@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use stockstream_runner::{SmartEngine, WasmLocator};
 
+use stockstream_core::episodes::{Episode, Episodes, DEFAULT_COOLDOWN_MS};
+
+use crate::alerts::webhook::{self, Delivery, WebhookConfig, WebhookSender};
 use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{self, DirLock};
 use crate::dashboard::{DashboardFeed, FeedStats};
@@ -72,6 +75,10 @@ pub struct RunConfig {
     pub max_reported: u64,
     /// Where derived records go for the dashboard (none until the dashboard lands).
     pub dashboard: Option<DashboardFeed>,
+    /// A symbol's anomalies less than this apart (event time) are one alert.
+    pub alert_cooldown_ms: i64,
+    /// POST each closed alert here.
+    pub alert_webhook: Option<WebhookConfig>,
 }
 
 impl RunConfig {
@@ -92,6 +99,8 @@ impl RunConfig {
             commit_interval: Duration::from_secs(10),
             max_reported: 50,
             dashboard: None,
+            alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
+            alert_webhook: None,
         }
     }
 }
@@ -159,6 +168,8 @@ pub struct Report {
     pub resume: Option<Resume>,
     pub offset: u64,
     pub feed: FeedStats,
+    /// What the alert webhook did (with `--alert-webhook`).
+    pub webhook: Option<Delivery>,
 }
 
 impl Report {
@@ -168,7 +179,7 @@ impl Report {
         let c: &Counts = &report.counts;
         let seconds = report.elapsed.as_secs_f64();
         let mut line = format!(
-            "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
+            "run: {} records in ({} this run), {} invalid, {} failed, {} late, {} late for bars, {} anomalies in {} closed alerts; {} enriched, {} anomaly and {} bar rows in {} files over {} commits under {} in {:.2} s ({:.0} records/s)",
             c.records_in,
             report.records_this_run,
             c.invalid_total(),
@@ -176,6 +187,7 @@ impl Report {
             c.late,
             c.late_bars,
             c.anomaly_rows,
+            c.alerts,
             c.enriched_rows,
             c.anomaly_rows,
             c.bar_rows,
@@ -188,6 +200,12 @@ impl Report {
         if !c.invalid.is_empty() {
             let reasons: Vec<String> = c.invalid.iter().map(|(r, n)| format!("{r}={n}")).collect();
             line.push_str(&format!("; invalid by reason: {}", reasons.join(", ")));
+        }
+        if let Some(d) = &report.webhook {
+            line.push_str(&format!(
+                "; webhook: {} alerts delivered, {} dead-lettered, {} retries",
+                d.delivered, d.dead_lettered, d.retried
+            ));
         }
         if report.outcome == Outcome::Stopped {
             line.push_str(&format!(
@@ -207,7 +225,12 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     source::check(&config.source)?;
-    let chains = Chains::load(&config.transforms_dir, &config.wasm)?;
+    let mut chains = Chains::load(&config.transforms_dir, &config.wasm)?;
+    // Alerts made with another cooldown would not be those of an uninterrupted run.
+    chains.fingerprints.insert(
+        Stream::Alerts.name().to_owned(),
+        format!("cooldown {} ms", config.alert_cooldown_ms),
+    );
     let root = config.outputs.clone();
     let _lock = DirLock::acquire(&root)?;
     let checkpoint_path = root.join(checkpoint::FILE_NAME);
@@ -233,11 +256,12 @@ pub fn run(
         );
     }
     let committed = previous.as_ref().map_or(0, |c| c.offset);
-    let mut dirs: Vec<PathBuf> = Stream::ALL.iter().map(|s| root.join(s.dir())).collect();
+    let mut dirs: Vec<PathBuf> = Stream::OUTPUTS.iter().map(|s| root.join(s.dir())).collect();
     dirs.push(root.join(DEAD_LETTER_DIR));
+    dirs.push(root.join(webhook::OUTBOX_DIR));
     let orphans_removed = commit::remove_orphans(&dirs, committed)?;
     remove_stale_temp_files(&root)?;
-    for dir in &dirs[..Stream::ALL.len()] {
+    for dir in &dirs[..Stream::OUTPUTS.len()] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     if previous.is_none() && orphans_removed > 0 {
@@ -310,8 +334,20 @@ pub fn run(
                 last_replay: BTreeMap::new(),
                 finished: false,
                 counts: Counts::default(),
+                open_alerts: Vec::new(),
             }),
-            pending: Stream::ALL.map(Partitioned::new),
+            pending: Stream::OUTPUTS.map(Partitioned::new),
+            episodes: Episodes::with_open(
+                config.alert_cooldown_ms,
+                previous
+                    .iter()
+                    .flat_map(|c| c.open_alerts.iter().map(Episode::from)),
+            ),
+            pending_outbox: Vec::new(),
+            webhook: config
+                .alert_webhook
+                .clone()
+                .map(|w| WebhookSender::spawn(&root, w)),
             pending_dead: Vec::new(),
             pending_counts: Counts::default(),
             pending_end: committed,
@@ -326,8 +362,9 @@ pub fn run(
             },
             feed: FeedStats::default(),
         };
-        let (outcome, state, records_this_run) =
+        let (outcome, mut state, records_this_run) =
             main_loop(state, reader, workers, stop, started, on_event)?;
+        let webhook = state.webhook.take().map(WebhookSender::finish);
         Ok(Report {
             outcome,
             counts: state.committed.counts.clone(),
@@ -336,6 +373,7 @@ pub fn run(
             resume,
             offset: state.committed.offset,
             feed: state.feed,
+            webhook,
         })
     })
 }

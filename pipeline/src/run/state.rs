@@ -13,11 +13,15 @@ use anyhow::Context;
 use super::reader::{BatchMeta, DeadLetter};
 use super::worker::ChainOutput;
 use super::{Event, RunConfig, DEAD_LETTER_DIR};
+use stockstream_core::episodes::{Episode, Episodes, FlaggedTick};
+
+use crate::alerts::webhook::{self, WebhookSender};
+use crate::alerts::{alert_json, OpenAlert};
 use crate::checkpoint::{Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{part_name, Staged};
 use crate::dashboard::{DerivedBatch, FeedStats};
 use crate::dates::partition_dir;
-use crate::outputs::{Partitioned, Rows, Stream};
+use crate::outputs::{AlertRow, Partitioned, Rows, Stream};
 use crate::parquet_io::write_rows;
 use crate::source::Source;
 
@@ -29,7 +33,12 @@ pub(super) struct State<'c> {
     pub(super) fingerprints: BTreeMap<String, String>,
     pub(super) source_name: String,
     pub(super) committed: Checkpoint,
-    pub(super) pending: [Partitioned; 3],
+    pub(super) pending: [Partitioned; 4],
+    /// The open alerts (kept in the checkpoint at each commit).
+    pub(super) episodes: Episodes,
+    /// Request bodies of the alerts closed since the last commit, for the webhook's outbox.
+    pub(super) pending_outbox: Vec<Vec<u8>>,
+    pub(super) webhook: Option<WebhookSender>,
     pub(super) pending_dead: Vec<DeadLetter>,
     pub(super) pending_counts: Counts,
     /// Input position up to which batches have completed.
@@ -57,6 +66,7 @@ impl State<'_> {
         on_event: &mut dyn FnMut(Event<'_>),
     ) {
         let mut counts = meta.counts;
+        let mut alert_updates = Vec::new();
         for (stream, output) in outputs {
             for (index, hint) in &output.failures {
                 counts.failed += 1;
@@ -100,9 +110,11 @@ impl State<'_> {
                     },
                 );
             }
+            if let (Stream::Anomalies, Rows::Ticks(rows)) = (stream, &output.rows) {
+                self.observe_anomalies(rows, &mut alert_updates);
+            }
             self.pending[stream.index()].push(output.rows);
         }
-        merge_counts(&mut self.pending_counts, &counts);
         self.pending_dead.extend(meta.dead);
         self.pending_end = meta.end_offset;
         self.pending_line = meta.last_line;
@@ -110,6 +122,63 @@ impl State<'_> {
         if let Some(ts) = meta.max_ts {
             self.pending_max_ts = Some(self.pending_max_ts.map_or(ts, |m| m.max(ts)));
         }
+        // Event time has reached the batch's newest tick: alerts no anomaly can join are over.
+        if let Some(watermark) = self.pending_max_ts {
+            for closed in self.episodes.close_before(watermark) {
+                self.close_alert(closed, &mut alert_updates);
+            }
+        }
+        counts.alerts += alert_updates.iter().filter(|e| !e.open).count() as u64;
+        merge_counts(&mut self.pending_counts, &counts);
+        if let (Some(feed), false) = (&self.config.dashboard, alert_updates.is_empty()) {
+            self.feed.offer(
+                feed,
+                DerivedBatch {
+                    stream: Stream::Alerts,
+                    first_offset: meta.first_offset,
+                    records: alert_updates.iter().map(|e| alert_json(e, true)).collect(),
+                },
+            );
+        }
+    }
+
+    /// Groups a batch's anomalies into alerts. `updates` gets each alert touched, as it is
+    /// after the batch (the dashboard shows open alerts growing), and each one closed.
+    fn observe_anomalies(&mut self, rows: &[crate::outputs::TickRow], updates: &mut Vec<Episode>) {
+        for row in rows {
+            let Some(z) = row.z else { continue };
+            let observed = self.episodes.observe(
+                &row.symbol,
+                FlaggedTick {
+                    ts: row.ts,
+                    price: row.price,
+                    z,
+                },
+            );
+            if let Some(closed) = observed.closed {
+                self.close_alert(closed, updates);
+            }
+            // One update per open alert and batch: the latest state replaces the earlier.
+            match updates
+                .iter_mut()
+                .find(|e| e.open && e.symbol == observed.alert.symbol)
+            {
+                Some(previous) if previous.start_ts == observed.alert.start_ts => {
+                    *previous = observed.alert
+                }
+                _ => updates.push(observed.alert),
+            }
+        }
+    }
+
+    fn close_alert(&mut self, closed: Episode, updates: &mut Vec<Episode>) {
+        self.pending[Stream::Alerts.index()].push(Rows::Alerts(vec![AlertRow::from(&closed)]));
+        if self.webhook.is_some() {
+            self.pending_outbox.push(webhook::body(&closed));
+        }
+        // The open state sent earlier in this batch is replaced by the closed one.
+        updates.retain(|e| !(e.open && e.symbol == closed.symbol && e.start_ts == closed.start_ts));
+        updates.push(closed);
     }
 
     /// Writes everything completed as one commit, then the checkpoint.
@@ -153,7 +222,24 @@ impl State<'_> {
                 }
                 out.flush()?;
             }
+            if !self.pending_outbox.is_empty() {
+                let path = self
+                    .root
+                    .join(webhook::OUTBOX_DIR)
+                    .join(part_name(start, end, "jsonl"));
+                let mut out = staged
+                    .create(path.clone())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                for body in self.pending_outbox.drain(..) {
+                    out.write_all(&body)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
         }
+        let wrote_outbox = staged
+            .paths()
+            .any(|p| p.starts_with(self.root.join(webhook::OUTBOX_DIR)));
         let files = staged.len();
         staged
             .publish(&self.root)
@@ -176,6 +262,7 @@ impl State<'_> {
             next.last_replay = self.replayed.clone();
         }
         next.finished = finished;
+        next.open_alerts = self.episodes.open().map(OpenAlert::from).collect();
         if let Source::Stream {
             journal: Some(journal),
             ..
@@ -187,6 +274,9 @@ impl State<'_> {
             .with_context(|| format!("writing {}", self.checkpoint_path.display()))?;
         self.committed = next;
         self.last_commit = Instant::now();
+        if let (Some(sender), true) = (&self.webhook, wrote_outbox) {
+            sender.committed();
+        }
         on_event(Event::Committed { offset: end, files });
         tracing::debug!(offset = end, files, "committed");
         Ok(())
@@ -244,6 +334,7 @@ pub(super) fn merge_counts(into: &mut Counts, from: &Counts) {
     into.enriched_rows += from.enriched_rows;
     into.anomaly_rows += from.anomaly_rows;
     into.bar_rows += from.bar_rows;
+    into.alerts += from.alerts;
     into.files += from.files;
     into.commits += from.commits;
 }

@@ -8,10 +8,12 @@
 //! - [`rolling`]: per-symbol 5-minute moving statistics (O(1) amortised per tick).
 //! - [`zscore`]: the z-score anomaly rule.
 //! - [`bars`]: Spark-compatible sliding windows with watermark and late-tick accounting.
+//! - [`episodes`]: anomalies grouped into alerts (a symbol's anomalies within a cooldown).
 //! - [`json`]: the small, allocation-free JSON scanner and writers the modules share.
 
 pub mod bars;
 pub mod duration;
+pub mod episodes;
 pub mod json;
 pub mod moments;
 pub mod rolling;
