@@ -83,7 +83,8 @@ fn producer_into_the_pipeline_equals_stockstream_run() {
     run(&config, &AtomicBool::new(false), &mut |_| {}).unwrap();
 
     let produced = files(&via_producer);
-    assert_eq!(produced.len(), 3, "{produced:?}");
+    // enriched, bars, anomalies and the alerts they group into.
+    assert_eq!(produced.len(), 4, "{produced:?}");
     assert_eq!(produced, files(&via_run));
     for file in &produced {
         assert_eq!(
