@@ -345,6 +345,37 @@ mod tests {
         assert_eq!(record_ts(br#"{"symbol":"A"}"#), None);
     }
 
+    fn reader(csv: &'static str) -> TickReader<Reader> {
+        let settings = CsvSettings::default();
+        TickReader::with_settings(
+            Box::new(csv.as_bytes()) as Reader,
+            InputFormat::Csv,
+            &settings,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn files_merge_in_event_time_order() {
+        let a = reader("symbol,ts,price\nA,1,1\nA,5,1\nA,5,2\nA,9,1\n");
+        let b = reader("symbol,ts,price\nB,2,1\nB,5,3\nB,x,1\nB,7,1\n");
+        let merged = MergedTicks::new(vec![("a".into(), a), ("b".into(), b)]);
+        let order: Vec<String> = merged
+            .map(|item| match item.unwrap() {
+                InputItem::Record { value, .. } => {
+                    let v: serde_json::Value = serde_json::from_slice(&value).unwrap();
+                    format!("{}{}", v["symbol"].as_str().unwrap(), v["ts"])
+                }
+                InputItem::Unreadable { .. } => "bad".to_owned(),
+            })
+            .collect();
+        // Ties go to the first file; a bad row keeps its place after its file's last record.
+        assert_eq!(
+            order,
+            ["A1000", "B2000", "A5000", "A5000", "B5000", "bad", "B7000", "A9000"]
+        );
+    }
+
     #[test]
     fn bar_lengths() {
         assert_eq!("auto".parse::<BarLength>(), Ok(BarLength::Auto));
