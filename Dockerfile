@@ -19,4 +19,6 @@ COPY --from=build /src/target/release/stockstream /src/target/release/producer /
 COPY --from=build /src/target/wasm32-wasip1/release-lto/*.wasm /app/wasm/
 COPY --from=build /src/transforms /app/transforms
 COPY --from=build /src/dashboard/dist /app/dashboard/dist
+# The sample that `stockstream run` and the producer replay when given no input.
+COPY --from=build /src/data /app/data
 CMD ["stockstream", "--help"]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 pub use stockstream_ticks::Speed;
 use stockstream_ticks::{
-    CsvOptions, InputFormat, InputItem, Synthetic, SyntheticConfig, TickReader,
+    CsvOptions, FilesError, InputFormat, InputItem, InputSettings, Synthetic, SyntheticConfig,
+    TickReader,
 };
 
 /// The input of a run.
@@ -18,6 +19,13 @@ pub enum Source {
         path: PathBuf,
         /// Symbol for CSV files without a symbol column.
         symbol: Option<String>,
+    },
+    /// Several files and directories (their .csv, .csv.gz, .jsonl files), merged by event
+    /// time; gzip read transparently, a CSV file without a symbol column named by its file
+    /// name, OHLC bars expanded into ticks as `settings` says.
+    Files {
+        paths: Vec<PathBuf>,
+        settings: InputSettings,
     },
     /// Geometric Brownian motion with injected anomalies (`stockstream_ticks::synthetic`).
     /// The same seed and settings give the same ticks, so a restart re-reads the prefix and
@@ -78,6 +86,11 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::File { path, .. } => path.display().to_string(),
+            Source::Files { paths, .. } => paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             Source::Synthetic { config, .. } => format!(
                 "synthetic (seed {}, {} symbols, {} ticks/s)",
                 config.seed,
@@ -96,6 +109,8 @@ pub enum SourceError {
     Synthetic(String),
     #[error("cannot read {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Files(#[from] FilesError),
     #[error("the stream source {0} was already read")]
     StreamTaken(String),
     #[error("cannot write the ground truth {path}: {source}")]
@@ -107,8 +122,13 @@ pub type Records = Box<dyn Iterator<Item = io::Result<InputItem>> + Send>;
 
 /// Checks that the source can be used (before any output is touched).
 pub fn check(source: &Source) -> Result<(), SourceError> {
-    if let Source::Synthetic { config, .. } = source {
-        config.validate().map_err(SourceError::Synthetic)?;
+    match source {
+        Source::Synthetic { config, .. } => config.validate().map_err(SourceError::Synthetic)?,
+        // Opening every file reads its header: a bad file is refused before outputs change.
+        Source::Files { paths, settings } => {
+            stockstream_ticks::open_files(paths, settings)?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -129,6 +149,9 @@ pub fn open(source: &Source) -> Result<Records, SourceError> {
             let records = TickReader::new(reader, InputFormat::from_path(Some(path)), &csv)
                 .map_err(open_error)?;
             Ok(Box::new(records))
+        }
+        Source::Files { paths, settings } => {
+            Ok(Box::new(stockstream_ticks::open_files(paths, settings)?))
         }
         Source::Synthetic {
             config,

@@ -23,14 +23,19 @@ use crate::sinks::{
 };
 use crate::source::{Source, SourceConfig};
 
+/// The default input: the intraday sample (relative to the workspace, where `cargo run` runs).
+const SAMPLE_INPUT: &str = "data/intraday";
+const SAMPLE_TZ: &str = "America/New_York";
+
 /// Ticks into a stream: replay a CSV or JSON-lines file paced by event time, or generate
 /// synthetic ticks (GBM with injected anomalies); write them to stdout, Kafka or Fluvio.
 #[derive(Debug, Parser)]
 #[command(name = "producer", version)]
-#[command(group(ArgGroup::new("source").required(true).args(["input", "synthetic"])))]
+#[command(group(ArgGroup::new("source").args(["input", "synthetic"])))]
 pub struct Cli {
     // ---- source ----
-    /// Replay this file: CSV when the name ends in .csv, else JSON lines; `-` is standard input.
+    /// Replay this file: CSV when the name ends in .csv, else JSON lines; `-` is standard input
+    /// [default: the intraday sample data/intraday, 1-minute bars in America/New_York time].
     #[arg(long, value_name = "FILE", help_heading = "Source")]
     pub input: Option<PathBuf>,
 
@@ -302,6 +307,17 @@ impl Cli {
                 }
             }
             SourceConfig::Synthetic(config)
+        } else if self.input.is_none() {
+            // The sample that `stockstream run` replays by default, read the same way.
+            let mut csv = CsvSettings::default();
+            csv.timestamps.tz = Some(parse_tz(SAMPLE_TZ).expect("a valid zone"));
+            SourceConfig::Files {
+                paths: vec![PathBuf::from(SAMPLE_INPUT)],
+                settings: stockstream_ticks::InputSettings {
+                    csv,
+                    ohlc_bars: Some(stockstream_ticks::BarLength::Auto),
+                },
+            }
         } else {
             let path = self.input.clone().unwrap_or_else(|| PathBuf::from("-"));
             let format = match self.format {
@@ -345,6 +361,7 @@ impl Cli {
                     },
                     timestamps: Timestamps::new(self.ts_format.clone(), self.tz),
                     ohlc_expand: self.ohlc_expand,
+                    ohlc_bar_ms: None,
                 },
             }
         };
@@ -512,8 +529,17 @@ mod tests {
     }
 
     #[test]
-    fn a_source_is_required_and_only_one() {
-        assert!(parse(&[]).is_err());
+    fn the_sample_by_default_and_only_one_source() {
+        let config = parse(&[]).unwrap();
+        let SourceConfig::Files { paths, settings } = config.source else {
+            panic!("{:?}", config.source)
+        };
+        assert_eq!(paths, [PathBuf::from(SAMPLE_INPUT)]);
+        assert_eq!(settings.ohlc_bars, Some(stockstream_ticks::BarLength::Auto));
+        assert_eq!(
+            settings.csv.timestamps.tz,
+            Some(parse_tz(SAMPLE_TZ).unwrap())
+        );
         assert!(parse(&["--input", "a.csv", "--synthetic"]).is_err());
     }
 

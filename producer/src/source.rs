@@ -5,7 +5,8 @@ use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
 
 use stockstream_ticks::{
-    Anomaly, CsvSettings, InputFormat, InputItem, Synthetic, SyntheticConfig, TickReader,
+    Anomaly, CsvSettings, InputFormat, InputItem, InputSettings, MergedTicks, Synthetic,
+    SyntheticConfig, TickReader,
 };
 
 /// Which source, with its settings.
@@ -16,6 +17,11 @@ pub enum SourceConfig {
         path: PathBuf,
         format: InputFormat,
         csv: CsvSettings,
+    },
+    /// Files and directories merged by event time (the default: the intraday sample).
+    Files {
+        paths: Vec<PathBuf>,
+        settings: InputSettings,
     },
     /// Generated ticks.
     Synthetic(SyntheticConfig),
@@ -33,6 +39,10 @@ pub struct SourceItem {
 pub enum Source {
     Replay {
         reader: TickReader<Box<dyn BufRead>>,
+        name: String,
+    },
+    Files {
+        ticks: Box<MergedTicks>,
         name: String,
     },
     Synthetic(Box<Synthetic>),
@@ -70,6 +80,22 @@ impl Source {
                     .map_err(|e| error(e.to_string()))?;
                 Ok(Source::Replay { reader, name })
             }
+            SourceConfig::Files { paths, settings } => {
+                let name = paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let ticks =
+                    stockstream_ticks::open_files(paths, settings).map_err(|e| SourceError {
+                        what: name.clone(),
+                        message: e.to_string(),
+                    })?;
+                Ok(Source::Files {
+                    ticks: Box::new(ticks),
+                    name,
+                })
+            }
             SourceConfig::Synthetic(config) => Synthetic::new(config.clone())
                 .map(|s| Source::Synthetic(Box::new(s)))
                 .map_err(|message| SourceError {
@@ -83,6 +109,7 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::Replay { reader, name } => format!("{name}: {}", reader.describe()),
+            Source::Files { name, .. } => format!("{name}, merged by event time"),
             Source::Synthetic(generator) => {
                 let config = generator.config();
                 let vols = generator
@@ -106,6 +133,9 @@ impl Iterator for Source {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Source::Replay { reader, .. } => reader
+                .next()
+                .map(|r| r.map(|item| SourceItem { item, truth: None })),
+            Source::Files { ticks, .. } => ticks
                 .next()
                 .map(|r| r.map(|item| SourceItem { item, truth: None })),
             Source::Synthetic(generator) => generator.next().map(|tick| {

@@ -1,6 +1,7 @@
 //! Reading ticks: JSON lines as they are, or CSV rows turned into tick records.
 
 mod csv_ticks;
+mod files;
 mod time;
 
 use std::io::{self, BufRead};
@@ -9,6 +10,9 @@ use std::path::Path;
 use stockstream_core::json::{write_f64, write_int};
 
 pub use csv_ticks::{CsvColumns, CsvTicks, OHLC_TIMES};
+pub use files::{
+    input_files, open_file, open_files, BarLength, FilesError, InputSettings, MergedTicks,
+};
 pub use time::{parse_timestamp_ms, parse_tz, TimestampFormat, Timestamps, Tz};
 
 /// How an input file holds its ticks.
@@ -80,6 +84,10 @@ pub struct CsvSettings {
     /// high/low and close, at the times in [`OHLC_TIMES`] (see [`CsvTicks`]). Off: one tick per
     /// row at the row's timestamp, priced at the close.
     pub ohlc_expand: bool,
+    /// Intraday OHLC bars of this length (ms), each ending at its row's timestamp: four ticks
+    /// per bar (open, low/high, high/low, close) at even steps inside the bar, the close at
+    /// the timestamp, the volume split exactly. Wins over `ohlc_expand`.
+    pub ohlc_bar_ms: Option<i64>,
 }
 
 impl From<&CsvOptions> for CsvSettings {

@@ -7,8 +7,9 @@ pub mod pace;
 pub mod synthetic;
 
 pub use input::{
-    write_tick_record, ColumnNames, CsvOptions, CsvSettings, InputFormat, InputItem, TickReader,
-    TimestampFormat, Timestamps, Tz,
+    input_files, open_files, write_tick_record, BarLength, ColumnNames, CsvOptions, CsvSettings,
+    FilesError, InputFormat, InputItem, InputSettings, MergedTicks, TickReader, TimestampFormat,
+    Timestamps, Tz,
 };
 pub use pace::{Pacer, Speed};
 pub use synthetic::{Anomaly, Synthetic, SyntheticConfig, SyntheticTick};

@@ -19,16 +19,30 @@ use stockstream_runner::WasmLocator;
 
 use super::bridge::KafkaArgs;
 
-/// The sample data the README's main job runs on.
-const DEFAULT_INPUT: &str = "data/stock_data.csv";
+/// The sample data the README's main job runs on: 1-minute bars, naive New York times.
+const DEFAULT_INPUT: &str = "data/intraday";
+const DEFAULT_INPUT_TZ: &str = "America/New_York";
 pub const DEFAULT_TRANSFORMS: &str = "transforms";
 const DEFAULT_DASHBOARD: &str = "dashboard/dist";
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Ticks as JSON lines, or CSV when the name ends in .csv [default: data/stock_data.csv]
-    #[arg(long, value_name = "FILE", conflicts_with = "synthetic")]
-    input: Option<PathBuf>,
+    /// Tick files (JSON lines, or CSV when the name ends in .csv; .gz read as gzip) or
+    /// directories of them, merged by event time; repeatable [default: data/intraday, 1-minute
+    /// bars, with --tz America/New_York --ohlc-bars auto]
+    #[arg(long, value_name = "FILE|DIR", num_args = 1.., conflicts_with = "synthetic")]
+    input: Vec<PathBuf>,
+    /// Rows are OHLC bars of this length (a duration, or auto: the smallest spacing of the
+    /// first timestamps), each ending at its timestamp: four ticks per bar, volume split exactly.
+    #[arg(long, value_name = "LENGTH|auto")]
+    ohlc_bars: Option<stockstream_ticks::BarLength>,
+    /// Daily rows (date,open,high,low,close,...) become four ticks at 09:30, 11:40, 13:50, 16:00.
+    #[arg(long)]
+    ohlc_expand: bool,
+    /// Time zone of naive timestamps (an IANA name) [default: UTC; America/New_York for the
+    /// default input]
+    #[arg(long, value_name = "ZONE", value_parser = stockstream_ticks::input::parse_tz)]
+    tz: Option<stockstream_ticks::Tz>,
     /// Synthetic ticks (geometric Brownian motion with injected anomalies) instead of a file.
     #[arg(long)]
     synthetic: bool,
@@ -258,11 +272,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else if args.synthetic {
         PipelineInput::Source(args.generator.source(&args.pipeline.outputs)?)
     } else {
-        PipelineInput::Source(Source::File {
-            path: args
-                .input
-                .unwrap_or_else(|| default_path(DEFAULT_INPUT, workspace.as_deref())),
+        let sample = args.input.is_empty();
+        let paths = if sample {
+            vec![default_path(DEFAULT_INPUT, workspace.as_deref())]
+        } else {
+            args.input
+        };
+        let tz = match (args.tz, sample) {
+            (Some(tz), _) => Some(tz),
+            (None, true) => Some(
+                stockstream_ticks::input::parse_tz(DEFAULT_INPUT_TZ).map_err(anyhow::Error::msg)?,
+            ),
+            (None, false) => None,
+        };
+        let ohlc_bars = args
+            .ohlc_bars
+            .or(sample.then_some(stockstream_ticks::BarLength::Auto));
+        let mut csv = stockstream_ticks::CsvSettings {
             symbol: args.symbol,
+            ohlc_expand: args.ohlc_expand,
+            ..Default::default()
+        };
+        csv.timestamps.tz = tz;
+        PipelineInput::Source(Source::Files {
+            paths,
+            settings: stockstream_ticks::InputSettings { csv, ohlc_bars },
         })
     };
     run_pipeline(input, speed, args.pipeline)

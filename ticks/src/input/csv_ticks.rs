@@ -31,8 +31,8 @@ pub struct CsvColumns {
 /// makes daily files (`date,open,high,low,close,volume,Name`) one tick per row.
 const SYMBOL_NAMES: &[&str] = &["symbol", "ticker", "name"];
 const TS_NAMES: &[&str] = &["ts", "timestamp", "datetime", "date_time", "time", "date"];
-const PRICE_NAMES: &[&str] = &["price", "close", "last"];
-const VOLUME_NAMES: &[&str] = &["volume", "vol", "size", "qty", "quantity"];
+const PRICE_NAMES: &[&str] = &["price", "close", "last", "c"];
+const VOLUME_NAMES: &[&str] = &["volume", "vol", "size", "qty", "quantity", "v"];
 
 /// Local times of day (in the reader's time zone) of the four ticks an expanded daily row
 /// gives: the open at 09:30, the first extreme at 11:40, the second at 13:50, the close at
@@ -87,11 +87,12 @@ impl CsvColumns {
         let (Some(ts), Some(price), true) = (ts, price, errors.is_empty()) else {
             return Err(errors.join("; "));
         };
+        let either = |long: &str, short: &str| position(long).or_else(|| position(short));
         let ohlc = match (
-            position("open"),
-            position("high"),
-            position("low"),
-            position("close"),
+            either("open", "o"),
+            either("high", "h"),
+            either("low", "l"),
+            either("close", "c"),
         ) {
             (Some(o), Some(h), Some(l), Some(c)) => Some([o, h, l, c]),
             _ => None,
@@ -114,6 +115,7 @@ pub struct CsvTicks<R: BufRead> {
     symbol: Option<String>,
     timestamps: Timestamps,
     ohlc_expand: bool,
+    ohlc_bar_ms: Option<i64>,
     row: csv::StringRecord,
     /// Records of the current row not yet handed out (an expanded daily row gives four).
     pending: VecDeque<InputItem>,
@@ -138,6 +140,12 @@ impl<R: BufRead> CsvTicks<R> {
                     .to_owned(),
             ));
         }
+        if settings.ohlc_bar_ms.is_some() && columns.ohlc.is_none() {
+            return Err(invalid(format!(
+                "--ohlc-bars needs open, high, low and close columns (o,h,l,c also do); the CSV header is {:?}",
+                header.iter().collect::<Vec<_>>().join(",")
+            )));
+        }
         if settings.ohlc_expand && columns.ohlc.is_none() {
             return Err(invalid(format!(
                 "--ohlc-expand needs open, high, low and close columns; the CSV header is {:?}",
@@ -151,6 +159,7 @@ impl<R: BufRead> CsvTicks<R> {
             symbol: settings.symbol.clone(),
             timestamps: settings.timestamps.clone(),
             ohlc_expand: settings.ohlc_expand,
+            ohlc_bar_ms: settings.ohlc_bar_ms,
             row: csv::StringRecord::new(),
             pending: VecDeque::new(),
         })
@@ -160,6 +169,9 @@ impl<R: BufRead> CsvTicks<R> {
     pub fn describe(&self) -> String {
         let name = |i: usize| self.header.get(i).unwrap_or("?").trim().to_owned();
         let kind = match (self.columns.ohlc, self.ohlc_expand) {
+            (Some(_), _) if self.ohlc_bar_ms.is_some() => {
+                "OHLC bars ending at their timestamp, four ticks per bar (open, low/high, high/low, close)"
+            }
             (Some(_), true) => "daily OHLC, four ticks per row (open, low/high, high/low, close)",
             (Some(_), false) => "daily OHLC, one tick per row",
             (None, _) => "one tick per row",
@@ -169,7 +181,7 @@ impl<R: BufRead> CsvTicks<R> {
             (None, Some(i)) => name(i),
             (None, None) => "?".to_owned(),
         };
-        let price = if self.ohlc_expand {
+        let price = if self.ohlc_expand || self.ohlc_bar_ms.is_some() {
             "open/high/low/close".to_owned()
         } else {
             name(self.columns.price)
@@ -231,6 +243,21 @@ impl<R: BufRead> CsvTicks<R> {
             InputItem::Record { line, value }
         };
         match (self.ohlc_expand, self.columns.ohlc) {
+            (_, Some([o, h, l, c])) if self.ohlc_bar_ms.is_some() => {
+                let length = self.ohlc_bar_ms.expect("checked by the guard");
+                let prices = ohlc_path([
+                    self.price(o)?,
+                    self.price(h)?,
+                    self.price(l)?,
+                    self.price(c)?,
+                ]);
+                // The bar's interval is (ts - length, ts]: four even steps, the close at ts.
+                for (k, price) in prices.into_iter().enumerate() {
+                    let at = ts - length + length * (k as i64 + 1) / 4;
+                    let part = volume.map(|v| split_volume(v, k));
+                    self.pending.push_back(make_record(at, price, part));
+                }
+            }
             (true, Some([o, h, l, c])) => {
                 let [open, high, low, close] = [
                     self.price(o)?,
@@ -238,11 +265,7 @@ impl<R: BufRead> CsvTicks<R> {
                     self.price(l)?,
                     self.price(c)?,
                 ];
-                let prices = if close >= open {
-                    [open, low, high, close]
-                } else {
-                    [open, high, low, close]
-                };
+                let prices = ohlc_path([open, high, low, close]);
                 let date = self
                     .timestamps
                     .local_date(ts)
@@ -254,8 +277,7 @@ impl<R: BufRead> CsvTicks<R> {
                         .timestamps
                         .local_ms(date.and_time(time))
                         .map_err(|e| ("bad_ts", e))?;
-                    // The day's volume spread evenly, the remainder on the close.
-                    let part = volume.map(|v| if k < 3 { v / 4 } else { v - 3 * (v / 4) });
+                    let part = volume.map(|v| split_volume(v, k));
                     items.push(make_record(at, price, part));
                 }
                 self.pending.extend(items);
@@ -267,6 +289,26 @@ impl<R: BufRead> CsvTicks<R> {
             }
         }
         Ok(())
+    }
+}
+
+/// The order a bar most plausibly took through its prices: an up bar (close at or above open)
+/// dips to its low before its high, a down bar the reverse (the path that moves least).
+fn ohlc_path([open, high, low, close]: [f64; 4]) -> [f64; 4] {
+    if close >= open {
+        [open, low, high, close]
+    } else {
+        [open, high, low, close]
+    }
+}
+
+/// The `k`th of four parts of a bar's volume: even shares, the remainder on the close, so the
+/// four add up to the bar's volume exactly.
+fn split_volume(volume: i64, k: usize) -> i64 {
+    if k < 3 {
+        volume / 4
+    } else {
+        volume - 3 * (volume / 4)
     }
 }
 
