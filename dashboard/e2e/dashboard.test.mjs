@@ -5,13 +5,13 @@
 // add/remove survives a reload; an injected anomaly (from the generator's ground truth) shows
 // in the feed and on the chart; pause stops updates and resume restarts them; alerts are the
 // feed's default tab, expand to their ticks, and an open one updates in place; the phone-width
-// layout does not scroll sideways.
+// layout does not scroll sideways; a symbol that stops in a file replay is marked stale.
 // Screenshots go to dashboard/e2e/artifacts/ (not committed).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -242,4 +242,42 @@ test('phone width: no horizontal overflow', async () => {
   await page.screenshot({ path: join(artifacts, 'phone.png'), fullPage: true });
   assert.ok(scroll <= client, `page is ${scroll}px wide in a ${client}px viewport`);
   await page.close();
+});
+
+test('a symbol with no tick for longer than --stale-after is marked stale (file replay)', async () => {
+  // BBB stops after 30 s of event time, AAA goes on for 3 min: BBB is 2.5 min behind.
+  const dir = mkdtempSync(join(tmpdir(), 'stockstream-e2e-stale-'));
+  const t0 = Date.UTC(2026, 0, 2, 14, 30);
+  const lines = [];
+  for (let s = 0; s < 180; s += 1) {
+    lines.push(JSON.stringify({ symbol: 'AAA', ts: t0 + s * 1000, price: 100 + (s % 3) * 0.01, volume: 10 }));
+    if (s < 30) lines.push(JSON.stringify({ symbol: 'BBB', ts: t0 + s * 1000 + 500, price: 50, volume: 10 }));
+  }
+  const input = join(dir, 'ticks.jsonl');
+  writeFileSync(input, `${lines.join('\n')}\n`);
+  const port = await freePort();
+  const replay = spawn(binary, [
+    'run', '--input', input, '--speed', 'max', '--outputs', join(dir, 'outputs'),
+    '--listen', `127.0.0.1:${port}`, '--stale-after', '1m',
+  ], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  replay.stderr.on('data', (chunk) => { log += chunk; });
+  try {
+    await waitFor('the dashboard line', () => log.includes('dashboard at http://'), 60_000);
+    const url = `http://127.0.0.1:${port}/`;
+    await waitFor('the stale gauge', async () => {
+      const metrics = await fetch(`${url}metrics`).then((r) => r.text()).catch(() => '');
+      return /^stockstream_dashboard_stale_symbols 1$/m.test(metrics);
+    }, 60_000, 200);
+    const page = await newPage();
+    await page.goto(url);
+    await waitFor('BBB marked stale', async () =>
+      (await page.getAttribute('[data-testid=tile][data-symbol=BBB]', 'data-stale')) === 'true', 10_000);
+    assert.equal(await page.getAttribute('[data-testid=tile][data-symbol=AAA]', 'data-stale'), 'false');
+    await page.screenshot({ path: join(artifacts, 'stale.png') });
+    await page.close();
+  } finally {
+    replay.kill('SIGTERM');
+  }
+  assert.deepEqual(consoleProblems, []);
 });
