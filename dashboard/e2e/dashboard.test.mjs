@@ -3,13 +3,15 @@
 //
 // Checks: the page loads with no console errors; live ticks appear within 2 s; a watchlist
 // add/remove survives a reload; an injected anomaly (from the generator's ground truth) shows
-// in the feed and on the chart; pause stops updates and resume restarts them.
+// in the feed and on the chart; pause stops updates and resume restarts them; alerts are the
+// feed's default tab, expand to their ticks, and an open one updates in place; the phone-width
+// layout does not scroll sideways; a symbol that stops in a file replay is marked stale.
 // Screenshots go to dashboard/e2e/artifacts/ (not committed).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +145,7 @@ test('watchlist add and remove survive a reload', async () => {
 test('an injected anomaly shows in the feed and on the chart', async () => {
   const page = await newPage();
   await page.goto(baseUrl);
+  await page.click('[data-testid=tab-anomalies]');
   const truthFile = join(outputs, 'synthetic_truth.jsonl');
   const injected = () => new Set(
     (existsSync(truthFile) ? readFileSync(truthFile, 'utf8') : '')
@@ -185,5 +188,96 @@ test('pause stops updates and resume restarts them', async () => {
   assert.equal((await page.textContent('[data-testid=pause]')).trim(), 'Pause');
   await waitFor('updates after resume', async () => (await ticksShown(page)) > frozen, 2_000);
   await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
+
+const alertRows = (page) => page.$$eval('[data-testid=alert-item]', (nodes) => nodes.map((n) => ({
+  id: n.dataset.id, count: Number(n.dataset.count), status: n.dataset.status,
+})));
+
+test('alerts are the default feed, expand to their ticks, and an open one updates in place', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  assert.equal(await page.getAttribute('[data-testid=tab-alerts]', 'aria-selected'), 'true');
+  const open = await waitFor('an open alert', async () =>
+    (await alertRows(page)).find((a) => a.status === 'open'), 30_000, 200);
+  // The server agrees on it.
+  const served = await fetch(`${baseUrl}api/alerts`).then((r) => r.json());
+  assert.ok(served.some((a) => a.id === open.id), 'the alert is in /api/alerts');
+  const row = `[data-testid=alert-item][data-id="${open.id}"]`;
+  await page.click(`${row} button`);
+  const ticks = await waitFor('the alert\'s ticks', async () =>
+    (await page.$$(`${row} [data-testid=alert-tick]`)).length);
+  assert.ok(ticks >= 1);
+  // Anomalies keep coming within the 1 min cooldown: the same row grows (or closes), never a
+  // second row for the same alert.
+  const grown = await waitFor('the open alert to grow', async () =>
+    (await alertRows(page)).find((a) => a.id === open.id && (a.count > open.count || a.status === 'closed')),
+  30_000, 200);
+  assert.ok(grown);
+  assert.equal((await alertRows(page)).filter((a) => a.id === open.id).length, 1);
+  // Still expanded after the update, with the new ticks.
+  assert.ok((await page.$$(`${row} [data-testid=alert-tick]`)).length >= Math.min(grown.count, 100) - 1);
+  await page.screenshot({ path: join(artifacts, 'alerts.png') });
+  await page.close();
+  assert.deepEqual(consoleProblems, []);
+});
+
+test('the event-time clock shows the run\'s time', async () => {
+  const page = await newPage();
+  await page.goto(baseUrl);
+  await waitFor('an event clock', async () =>
+    /^\d\d:\d\d:\d\d/.test((await page.textContent('[data-testid=event-clock]')).trim()));
+  await page.close();
+});
+
+test('phone width: no horizontal overflow', async () => {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await page.goto(baseUrl);
+  await waitFor('tiles', async () => (await tiles(page)).length > 0);
+  await waitFor('an alert', async () => (await alertRows(page)).length > 0, 30_000, 200);
+  const { scroll, client } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
+  }));
+  await page.screenshot({ path: join(artifacts, 'phone.png'), fullPage: true });
+  assert.ok(scroll <= client, `page is ${scroll}px wide in a ${client}px viewport`);
+  await page.close();
+});
+
+test('a symbol with no tick for longer than --stale-after is marked stale (file replay)', async () => {
+  // BBB stops after 30 s of event time, AAA goes on for 3 min: BBB is 2.5 min behind.
+  const dir = mkdtempSync(join(tmpdir(), 'stockstream-e2e-stale-'));
+  const t0 = Date.UTC(2026, 0, 2, 14, 30);
+  const lines = [];
+  for (let s = 0; s < 180; s += 1) {
+    lines.push(JSON.stringify({ symbol: 'AAA', ts: t0 + s * 1000, price: 100 + (s % 3) * 0.01, volume: 10 }));
+    if (s < 30) lines.push(JSON.stringify({ symbol: 'BBB', ts: t0 + s * 1000 + 500, price: 50, volume: 10 }));
+  }
+  const input = join(dir, 'ticks.jsonl');
+  writeFileSync(input, `${lines.join('\n')}\n`);
+  const port = await freePort();
+  const replay = spawn(binary, [
+    'run', '--input', input, '--speed', 'max', '--outputs', join(dir, 'outputs'),
+    '--listen', `127.0.0.1:${port}`, '--stale-after', '1m',
+  ], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  replay.stderr.on('data', (chunk) => { log += chunk; });
+  try {
+    await waitFor('the dashboard line', () => log.includes('dashboard at http://'), 60_000);
+    const url = `http://127.0.0.1:${port}/`;
+    await waitFor('the stale gauge', async () => {
+      const metrics = await fetch(`${url}metrics`).then((r) => r.text()).catch(() => '');
+      return /^stockstream_dashboard_stale_symbols 1$/m.test(metrics);
+    }, 60_000, 200);
+    const page = await newPage();
+    await page.goto(url);
+    await waitFor('BBB marked stale', async () =>
+      (await page.getAttribute('[data-testid=tile][data-symbol=BBB]', 'data-stale')) === 'true', 10_000);
+    assert.equal(await page.getAttribute('[data-testid=tile][data-symbol=AAA]', 'data-stale'), 'false');
+    await page.screenshot({ path: join(artifacts, 'stale.png') });
+    await page.close();
+  } finally {
+    replay.kill('SIGTERM');
+  }
   assert.deepEqual(consoleProblems, []);
 });

@@ -1,4 +1,4 @@
-//! History from earlier runs: on start, the dashboard reads the newest bars, anomalies and
+//! History from earlier runs: on start, the dashboard reads the newest alerts, bars, anomalies and
 //! enriched ticks of `outputs/` back from Parquet, so a browser that connects after a restart
 //! sees what came before it (then live data on top).
 
@@ -11,7 +11,8 @@ use stockstream_pipeline::Stream;
 use crate::hub::Hub;
 
 /// Newest part files read per stream: enough for a snapshot, bounded for large outputs.
-const FILES_PER_STREAM: [(Stream, usize); 3] = [
+const FILES_PER_STREAM: [(Stream, usize); 4] = [
+    (Stream::Alerts, 64),
     (Stream::Bars, 16),
     (Stream::Anomalies, 64),
     (Stream::Enriched, 2),

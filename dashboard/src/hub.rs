@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use stockstream_pipeline::dashboard::DerivedBatch;
-use stockstream_pipeline::outputs::{parse_rows, BarRow, Rows, TickRow};
+use stockstream_pipeline::outputs::{parse_rows, AlertRow, BarRow, Rows, TickRow};
 use stockstream_pipeline::Stream;
 use tokio::sync::broadcast;
 
@@ -32,6 +32,11 @@ pub struct Retention {
     pub anomalies: usize,
     /// Updates a client may fall behind before it gets a fresh snapshot instead.
     pub client_backlog: usize,
+    /// Latest alerts, all symbols (an open alert updates in place, by id).
+    pub alerts: usize,
+    /// A symbol whose newest tick is this far (ms of event time) behind the newest tick of
+    /// any symbol is stale.
+    pub stale_after_ms: i64,
 }
 
 impl Default for Retention {
@@ -41,6 +46,8 @@ impl Default for Retention {
             bars_per_symbol: 500,
             anomalies: 1_000,
             client_backlog: 1_024,
+            alerts: 500,
+            stale_after_ms: 60_000,
         }
     }
 }
@@ -67,10 +74,63 @@ pub struct AnomalyRow {
     pub vwap: Option<f64>,
 }
 
+/// An alert as the feed shows it: the pipeline's alert JSON (see
+/// `stockstream_core::episodes`), or a closed alert read back from outputs/alerts (no ticks).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AlertView {
+    /// `SYMBOL@start_ts`.
+    pub id: Box<str>,
+    pub symbol: Box<str>,
+    /// `open` (still growing) or `closed`.
+    pub status: Box<str>,
+    pub start_ts: i64,
+    pub end_ts: i64,
+    pub count: i64,
+    pub peak_z: f64,
+    pub peak_ts: i64,
+    pub peak_price: f64,
+    pub direction: Box<str>,
+    pub severity: Box<str>,
+    /// The alert's first ticks: `[ts, price, z]`.
+    #[serde(default)]
+    pub ticks: Vec<(i64, f64, f64)>,
+}
+
+impl AlertView {
+    fn is_open(&self) -> bool {
+        &*self.status == "open"
+    }
+}
+
+impl From<&AlertRow> for AlertView {
+    fn from(row: &AlertRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            symbol: row.symbol.clone(),
+            status: "closed".into(),
+            start_ts: row.start_ts,
+            end_ts: row.end_ts,
+            count: row.count,
+            peak_z: row.peak_z,
+            peak_ts: row.peak_ts,
+            peak_price: row.peak_price,
+            direction: row.direction.clone(),
+            severity: row.severity.clone(),
+            ticks: Vec::new(),
+        }
+    }
+}
+
+fn alert_json(alert: &AlertView) -> String {
+    serde_json::to_string(alert).expect("alerts serialise")
+}
+
 #[derive(Default)]
 struct SymbolState {
     ticks: VecDeque<TickPoint>,
     bars: VecDeque<BarRow>,
+    /// Event time of the newest tick (for staleness).
+    last_ts: Option<i64>,
 }
 
 /// What one batch of derived records added, serialised once for every client.
@@ -87,6 +147,8 @@ pub struct Update {
     pub bars: BTreeMap<Arc<str>, String>,
     /// Anomalies as JSON objects, with their symbol.
     pub anomalies: Vec<(Arc<str>, String)>,
+    /// Alerts new or changed, as JSON objects: sent to every client (the feed is market-wide).
+    pub alerts: Vec<String>,
     /// Messages already rendered, by subscription: clients following the same symbols share
     /// one buffer instead of building a copy each.
     rendered: Mutex<Vec<(Subscription, Option<Utf8Bytes>)>>,
@@ -128,13 +190,19 @@ impl Update {
             .filter(|(s, _)| subscription.contains(s))
             .map(|(_, a)| a)
             .collect();
-        if self.symbols.is_none() && ticks.is_empty() && bars.is_empty() && anomalies.is_empty() {
+        if self.symbols.is_none()
+            && ticks.is_empty()
+            && bars.is_empty()
+            && anomalies.is_empty()
+            && self.alerts.is_empty()
+        {
             return None;
         }
         let mut out = String::with_capacity(
             64 + ticks.iter().map(|(_, t)| t.len() + 16).sum::<usize>()
                 + bars.iter().map(|(_, b)| b.len() + 16).sum::<usize>()
-                + anomalies.iter().map(|a| a.len() + 1).sum::<usize>(),
+                + anomalies.iter().map(|a| a.len() + 1).sum::<usize>()
+                + self.alerts.iter().map(|a| a.len() + 1).sum::<usize>(),
         );
         out.push_str(r#"{"type":"update""#);
         if let Some(symbols) = &self.symbols {
@@ -150,7 +218,13 @@ impl Update {
             }
             out.push_str(anomaly);
         }
-        out.push_str("]}");
+        out.push(']');
+        if !self.alerts.is_empty() {
+            out.push_str(r#","alerts":["#);
+            out.push_str(&self.alerts.join(","));
+            out.push(']');
+        }
+        out.push('}');
         Some(out)
     }
 }
@@ -251,6 +325,12 @@ struct State {
     seq: u64,
     symbols: BTreeMap<Arc<str>, SymbolState>,
     anomalies: VecDeque<AnomalyRow>,
+    /// Oldest first; an open alert is replaced in place as it grows.
+    alerts: VecDeque<AlertView>,
+    /// Alerts closed while this dashboard ran.
+    alerts_closed: u64,
+    /// Event time of the newest tick of any symbol: the run's clock.
+    clock: Option<i64>,
     rates: Rates,
     ticks_total: u64,
     anomalies_total: u64,
@@ -279,6 +359,14 @@ pub struct Kpi {
     pub invalid: u64,
     pub anomalies: u64,
     pub clients: u64,
+    /// Alerts closed while the dashboard ran.
+    pub alerts: u64,
+    /// Alerts kept that are still open.
+    pub open_alerts: u64,
+    /// Symbols whose newest tick is older than `stale_after` behind `clock`.
+    pub stale: u64,
+    /// Event time of the newest tick seen (ms), `null` before any.
+    pub clock: Option<i64>,
 }
 
 impl Hub {
@@ -289,6 +377,9 @@ impl Hub {
                 seq: 0,
                 symbols: BTreeMap::new(),
                 anomalies: VecDeque::new(),
+                alerts: VecDeque::new(),
+                alerts_closed: 0,
+                clock: None,
                 rates: Rates::default(),
                 ticks_total: 0,
                 anomalies_total: 0,
@@ -324,6 +415,18 @@ impl Hub {
     /// Takes in one batch of derived records (JSON, as the chains wrote them).
     pub fn ingest(&self, batch: &DerivedBatch) {
         let received = Instant::now();
+        if batch.stream == Stream::Alerts {
+            // Parsed here rather than as outputs rows: the feed carries status and ticks.
+            let mut alerts = Vec::with_capacity(batch.records.len());
+            for record in &batch.records {
+                match serde_json::from_slice::<AlertView>(record) {
+                    Ok(alert) => alerts.push(alert),
+                    Err(e) => tracing::warn!("dashboard: an alert is unreadable: {e}"),
+                }
+            }
+            self.ingest_alerts(alerts, received, true);
+            return;
+        }
         let rows = match parse_rows(batch.stream, batch.records.iter().map(Vec::as_slice)) {
             Ok(rows) => rows,
             Err(e) => {
@@ -337,20 +440,58 @@ impl Hub {
         self.ingest_rows(batch.stream, &rows, received, true);
     }
 
-    /// Takes in rows of `stream`: `live` ones count in the rates and totals; history read
-    /// back from outputs/ does not.
-    pub fn ingest_rows(&self, stream: Stream, rows: &Rows, received: Instant, live: bool) {
+    /// Takes in alerts, new or grown: one with a kept id replaces it in place.
+    pub fn ingest_alerts(&self, alerts: Vec<AlertView>, received: Instant, live: bool) {
+        if alerts.is_empty() {
+            return;
+        }
         let mut state = self.state.lock().expect("not poisoned");
-        let state = &mut *state;
-        let mut update = Update {
+        let mut update = self.empty_update(received);
+        for mut alert in alerts {
+            if live && !alert.is_open() {
+                state.alerts_closed += 1;
+            }
+            update.alerts.push(alert_json(&alert));
+            // Open alerts are recent: search from the newest.
+            if let Some(kept) = state.alerts.iter_mut().rev().find(|a| a.id == alert.id) {
+                if alert.ticks.is_empty() {
+                    // A closed row read back from Parquet has no ticks; keep the feed's.
+                    alert.ticks = std::mem::take(&mut kept.ticks);
+                }
+                *kept = alert;
+            } else {
+                push_bounded(&mut state.alerts, alert, self.retention.alerts.max(1));
+            }
+        }
+        state.seq += 1;
+        update.seq = state.seq;
+        let _ = self.updates.send(Arc::new(update));
+    }
+
+    fn empty_update(&self, received: Instant) -> Update {
+        Update {
             seq: 0,
             received,
             symbols: None,
             ticks: BTreeMap::new(),
             bars: BTreeMap::new(),
             anomalies: Vec::new(),
+            alerts: Vec::new(),
             rendered: Mutex::new(Vec::new()),
-        };
+        }
+    }
+
+    /// Takes in rows of `stream`: `live` ones count in the rates and totals; history read
+    /// back from outputs/ does not.
+    pub fn ingest_rows(&self, stream: Stream, rows: &Rows, received: Instant, live: bool) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if let (Stream::Alerts, Rows::Alerts(rows)) = (stream, rows) {
+            drop(state);
+            self.ingest_alerts(rows.iter().map(AlertView::from).collect(), received, live);
+            return;
+        }
+        let state = &mut *state;
+        let mut update = self.empty_update(received);
         let mut new_symbol = false;
         let mut symbol_key = |symbols: &mut BTreeMap<Arc<str>, SymbolState>, name: &str| {
             if let Some((key, _)) = symbols.get_key_value(name) {
@@ -370,6 +511,8 @@ impl Hub {
                     let point = point(row);
                     let entry = state.symbols.get_mut(&key).expect("inserted");
                     push_bounded(&mut entry.ticks, point, self.retention.ticks_per_symbol);
+                    entry.last_ts = entry.last_ts.max(Some(row.ts));
+                    state.clock = state.clock.max(Some(row.ts));
                     let text = update.ticks.entry(key).or_default();
                     if !text.is_empty() {
                         text.push(',');
@@ -436,6 +579,7 @@ impl Hub {
 
     fn kpi_of(&self, state: &State) -> Kpi {
         let (ticks_per_s, anomalies_per_min) = state.rates.figures(self.second());
+        let stale = self.stale_of(state).count() as u64;
         Kpi {
             ticks_per_s,
             anomalies_per_min,
@@ -445,13 +589,55 @@ impl Hub {
             invalid: state.run.invalid,
             anomalies: state.anomalies_total,
             clients: self.clients(),
+            alerts: state.alerts_closed,
+            open_alerts: state.alerts.iter().filter(|a| a.is_open()).count() as u64,
+            stale,
+            clock: state.clock,
         }
     }
 
+    /// Symbols whose newest tick is more than `stale_after` behind the newest of all. Event
+    /// time, not wall time: a replay at any speed (or paused) marks what lags in the data.
+    fn stale_of<'s>(&self, state: &'s State) -> impl Iterator<Item = &'s Arc<str>> {
+        let cutoff = state.clock.map_or(i64::MIN, |c| {
+            c.saturating_sub(self.retention.stale_after_ms)
+        });
+        state
+            .symbols
+            .iter()
+            .filter(move |(_, s)| s.last_ts.is_some_and(|t| t < cutoff))
+            .map(|(symbol, _)| symbol)
+    }
+
+    /// The stale symbols (see [`Retention::stale_after_ms`]), sorted.
+    pub fn stale_symbols(&self) -> Vec<Arc<str>> {
+        let state = self.state.lock().expect("not poisoned");
+        self.stale_of(&state).cloned().collect()
+    }
+
+    /// The latest `limit` alerts (of `symbol`, or all), oldest first.
+    pub fn alerts(&self, symbol: Option<&str>, limit: usize) -> Vec<AlertView> {
+        let state = self.state.lock().expect("not poisoned");
+        let mut rows: Vec<AlertView> = state
+            .alerts
+            .iter()
+            .rev()
+            .filter(|a| symbol.is_none_or(|s| &*a.symbol == s))
+            .take(limit)
+            .cloned()
+            .collect();
+        rows.reverse();
+        rows
+    }
+
     pub fn kpi_message(&self) -> String {
+        let state = self.state.lock().expect("not poisoned");
+        let kpi = self.kpi_of(&state);
+        let stale: Vec<&Arc<str>> = self.stale_of(&state).collect();
         format!(
-            r#"{{"type":"kpi","kpi":{}}}"#,
-            serde_json::to_string(&self.kpi()).expect("serialises")
+            r#"{{"type":"kpi","kpi":{},"stale":{}}}"#,
+            serde_json::to_string(&kpi).expect("serialises"),
+            serde_json::to_string(&stale).expect("serialises")
         )
     }
 
@@ -500,8 +686,18 @@ impl Hub {
             first = false;
             out.push_str(&anomaly_json(anomaly));
         }
+        out.push_str(r#"],"alerts":["#);
+        for (i, alert) in state.alerts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&alert_json(alert));
+        }
         out.push_str(r#"],"kpi":"#);
         out.push_str(&serde_json::to_string(&kpi).expect("serialises"));
+        let stale: Vec<&Arc<str>> = self.stale_of(&state).collect();
+        out.push_str(r#","stale":"#);
+        out.push_str(&serde_json::to_string(&stale).expect("serialises"));
         out.push('}');
         (state.seq, out)
     }
@@ -645,6 +841,115 @@ mod tests {
         assert_eq!(bars.len(), 1);
         assert_eq!(bars[0].close, 1.5);
         assert_eq!(hub.kpi().anomalies, 2);
+    }
+
+    fn alert(status: &str, end_ts: i64, count: i64, ticks: usize) -> Vec<u8> {
+        let ticks: Vec<String> = (0..ticks)
+            .map(|i| format!("[{},100.0,4.5]", 1000 + i as i64))
+            .collect();
+        format!(
+            r#"{{"id":"AAPL@1000","symbol":"AAPL","status":"{status}","start_ts":1000,"end_ts":{end_ts},"count":{count},"peak_z":4.5,"peak_ts":1000,"peak_price":100.0,"direction":"up","severity":"minor","ticks":[{}]}}"#,
+            ticks.join(",")
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_open_alert_updates_in_place_and_reaches_every_client() {
+        let hub = Hub::new(Retention::default());
+        let mut rx = hub.subscribe();
+        hub.ingest(&batch(Stream::Alerts, vec![alert("open", 1000, 1, 1)]));
+        hub.ingest(&batch(Stream::Alerts, vec![alert("open", 1500, 2, 2)]));
+        let kept = hub.alerts(None, 10);
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].count, kept[0].ticks.len()), (2, 2));
+        assert_eq!(hub.kpi().open_alerts, 1);
+        // A client following other symbols still gets the alert.
+        let _ = rx.try_recv().unwrap();
+        let text = rx
+            .try_recv()
+            .unwrap()
+            .render(&[Arc::from("MSFT")].into())
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["alerts"][0]["count"], 2);
+        assert_eq!(json["alerts"][0]["status"], "open");
+        // Closing replaces it too; the Parquet row read back later keeps the feed's ticks.
+        hub.ingest(&batch(Stream::Alerts, vec![alert("closed", 1500, 2, 2)]));
+        let row = AlertRow {
+            id: "AAPL@1000".into(),
+            symbol: "AAPL".into(),
+            start_ts: 1000,
+            end_ts: 1500,
+            count: 2,
+            peak_z: 4.5,
+            peak_ts: 1000,
+            peak_price: 100.0,
+            direction: "up".into(),
+            severity: "minor".into(),
+        };
+        hub.ingest_rows(
+            Stream::Alerts,
+            &Rows::Alerts(vec![row]),
+            Instant::now(),
+            false,
+        );
+        let kept = hub.alerts(None, 10);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(&*kept[0].status, "closed");
+        assert_eq!(kept[0].ticks.len(), 2);
+        let kpi = hub.kpi();
+        assert_eq!((kpi.alerts, kpi.open_alerts), (1, 0));
+        let (_, snapshot) = hub.snapshot(&Subscription::new());
+        let json: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+        assert_eq!(json["alerts"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn alerts_are_bounded_oldest_out() {
+        let hub = Hub::new(Retention {
+            alerts: 2,
+            ..Retention::default()
+        });
+        for start in [1, 2, 3] {
+            let record = format!(
+                r#"{{"id":"A@{start}","symbol":"A","status":"closed","start_ts":{start},"end_ts":{start},"count":1,"peak_z":4.0,"peak_ts":{start},"peak_price":1.0,"direction":"up","severity":"minor"}}"#
+            );
+            hub.ingest(&batch(Stream::Alerts, vec![record.into_bytes()]));
+        }
+        let ids: Vec<_> = hub.alerts(None, 10).into_iter().map(|a| a.id).collect();
+        assert_eq!(ids, vec!["A@2".into(), "A@3".into()] as Vec<Box<str>>);
+    }
+
+    #[test]
+    fn a_symbol_behind_the_event_clock_is_stale() {
+        let hub = Hub::new(Retention {
+            stale_after_ms: 60_000,
+            ..Retention::default()
+        });
+        hub.ingest(&batch(
+            Stream::Enriched,
+            vec![
+                enriched("AAPL", 0, 1.0, false),
+                enriched("MSFT", 0, 1.0, false),
+                enriched("MSFT", 60_000, 1.0, false),
+            ],
+        ));
+        // Exactly stale_after behind is not yet stale.
+        assert!(hub.stale_symbols().is_empty());
+        hub.ingest(&batch(
+            Stream::Enriched,
+            vec![enriched("MSFT", 60_001, 1.0, false)],
+        ));
+        assert_eq!(hub.stale_symbols(), vec![Arc::from("AAPL")]);
+        let kpi = hub.kpi();
+        assert_eq!((kpi.stale, kpi.clock), (1, Some(60_001)));
+        assert!(hub.kpi_message().contains(r#""stale":["AAPL"]"#));
+        hub.ingest(&batch(
+            Stream::Enriched,
+            vec![enriched("AAPL", 60_001, 1.0, false)],
+        ));
+        assert_eq!(hub.kpi().stale, 0);
     }
 
     #[test]

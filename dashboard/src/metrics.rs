@@ -129,6 +129,24 @@ pub fn render(kpi: &Kpi, metrics: &Metrics) -> String {
         kpi.invalid.to_string(),
     );
     metric(
+        "stockstream_alerts_total",
+        "counter",
+        "Alerts closed while the dashboard ran.",
+        kpi.alerts.to_string(),
+    );
+    metric(
+        "stockstream_open_alerts",
+        "gauge",
+        "Alerts still open (anomalies within the cooldown may join them).",
+        kpi.open_alerts.to_string(),
+    );
+    metric(
+        "stockstream_dashboard_stale_symbols",
+        "gauge",
+        "Symbols with no tick for longer than --stale-after of event time.",
+        kpi.stale.to_string(),
+    );
+    metric(
         "stockstream_dashboard_clients",
         "gauge",
         "Connected WebSocket clients.",

@@ -45,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/symbols", get(symbols))
         .route("/api/history/bars", get(history_bars))
         .route("/api/history/anomalies", get(history_anomalies))
+        .route("/api/alerts", get(alerts))
         .route("/metrics", get(metrics_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let front_end =
@@ -262,6 +263,21 @@ async fn history_anomalies(
             state
                 .hub
                 .anomalies(params.get("symbol").map(String::as_str), limit),
+        )
+        .into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match limit(&params) {
+        Ok(limit) => Json(
+            state
+                .hub
+                .alerts(params.get("symbol").map(String::as_str), limit),
         )
         .into_response(),
         Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),

@@ -333,11 +333,19 @@ fn history_left_in_outputs_is_in_the_first_snapshot() {
         "part-00000000000000000000-00000000000000000003.parquet",
         vec![br#"{"symbol":"AAPL","window_start":1699999800000,"window_end":1700000100000,"open":10.0,"high":11.0,"low":10.0,"close":11.0,"volume":3,"vwap":10.5,"mean":10.5,"std":0.5,"count":3}"#.to_vec()],
     );
+    write(
+        Stream::Alerts,
+        "part-00000000000000000000-00000000000000000003.parquet",
+        vec![br#"{"id":"AAPL@1700000001000","symbol":"AAPL","status":"closed","start_ts":1700000001000,"end_ts":1700000002000,"count":2,"peak_z":5.5,"peak_ts":1700000002000,"peak_price":11.0,"direction":"up","severity":"major","ticks":[]}"#.to_vec()],
+    );
     let mut config = DashboardConfig::new(std::env::temp_dir());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.history = Some(outputs.path().to_owned());
     let dashboard = Dashboard::start(config).unwrap();
     let hub = dashboard.hub();
+    let alerts = hub.alerts(None, 10);
+    assert_eq!(alerts.len(), 1, "alerts from outputs/alerts");
+    assert_eq!((&*alerts[0].id, alerts[0].count), ("AAPL@1700000001000", 2));
     let (_, snapshot) = hub.snapshot(&[Arc::from("AAPL")].into());
     let json: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
     let prices: Vec<f64> = json["ticks"]["AAPL"]

@@ -125,6 +125,14 @@ pub struct DashboardArgs {
     /// Directory of the built front end [default: dashboard/dist].
     #[arg(long, value_name = "DIR", help_heading = "Dashboard")]
     dashboard_dir: Option<PathBuf>,
+    /// Mark a symbol stale when its newest tick is this far (event time) behind the newest
+    /// tick of any symbol (a duration).
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_stale_after, help_heading = "Dashboard")]
+    stale_after: i64,
+}
+
+pub fn parse_stale_after(text: &str) -> Result<i64, String> {
+    stockstream_core::parse_duration_ms("stale-after", text).map_err(|e| e.to_string())
 }
 
 impl DashboardArgs {
@@ -142,6 +150,7 @@ impl DashboardArgs {
             .filter(|t| !t.is_empty());
         settings.allowed_origins = self.allow_origin;
         settings.history = history;
+        settings.retention.stale_after_ms = self.stale_after;
         let with_token = settings.token.is_some();
         let dashboard = Dashboard::start(settings)?;
         eprintln!(

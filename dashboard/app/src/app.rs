@@ -10,7 +10,7 @@ use crate::chart::{self, ChartModel, Viewport};
 use crate::protocol::{self, ServerMessage};
 use crate::socket::{self, SocketEvent};
 use crate::store::{self, SymbolsChange};
-use crate::ui::{AnomalyFeed, ChartPanel, Header, Watchlist};
+use crate::ui::{ChartPanel, Feed, Header, Watchlist};
 use crate::watchlist;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ pub fn App() -> impl IntoView {
                 <Watchlist />
                 <ChartPanel />
             </div>
-            <AnomalyFeed />
+            <Feed />
         </main>
     }
 }

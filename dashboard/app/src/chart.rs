@@ -198,10 +198,16 @@ pub fn build(series: Option<&Series>, viewport: Viewport, width: f64) -> ChartMo
         .iter()
         .filter(|bar| bar.start + BAR_MS >= t0 && bar.start <= t1)
         .collect();
+    // Only where the price line is drawn: markers outlive the ticks kept (and a snapshot's
+    // anomalies may predate them), and a marker off the line reads as a wrong price.
+    let (line_start, line_end) = match (series.ticks.front(), series.ticks.back()) {
+        (Some(first), Some(last)) => (first.ts.max(t0), last.ts.min(t1)),
+        _ => (f64::INFINITY, f64::NEG_INFINITY),
+    };
     let in_view: Vec<_> = series
         .markers
         .iter()
-        .filter(|m| m.ts >= t0 && m.ts <= t1)
+        .filter(|m| m.ts >= line_start && m.ts <= line_end)
         .collect();
     let markers = &in_view[in_view.len().saturating_sub(MAX_MARKERS_DRAWN)..];
 
@@ -588,6 +594,22 @@ mod tests {
         assert!(!model.candles[0].up);
         assert_eq!(model.markers.len(), 1);
         assert!(model.scale.p1 > 12.0 && model.scale.p0 < 0.5);
+    }
+
+    #[test]
+    fn markers_only_where_the_price_line_is_drawn() {
+        // Ticks from 40 s on; an anomaly kept from before them has no line to sit on.
+        let mut series = series((40..100).map(|i| (i as f64 * 1000.0, 10.0)));
+        for ts in [10_000.0, 50_000.0] {
+            series.markers.push_back(Marker { ts, price: 10.0 });
+        }
+        let viewport = Viewport::Fixed {
+            start: 0.0,
+            end: 100_000.0,
+        };
+        let model = build(Some(&series), viewport, 800.0);
+        assert_eq!(model.markers.len(), 1);
+        assert_eq!(model.markers[0].x, model.scale.x(50_000.0));
     }
 
     #[test]

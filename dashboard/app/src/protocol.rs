@@ -19,8 +19,36 @@ pub struct ServerMessage {
     pub bars: HashMap<String, Vec<BarRow>>,
     #[serde(default)]
     pub anomalies: Vec<AnomalyRecord>,
+    /// New or changed alerts (updates), or every alert kept (snapshots), oldest first.
+    #[serde(default)]
+    pub alerts: Vec<AlertRecord>,
     #[serde(default)]
     pub kpi: Option<Kpi>,
+    /// Stale symbols (snapshot and kpi messages).
+    #[serde(default)]
+    pub stale: Option<Vec<String>>,
+}
+
+/// An alert: anomalies of one symbol within the cooldown. `ticks` are `[ts, price, z]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AlertRecord {
+    pub id: String,
+    pub symbol: String,
+    pub status: String,
+    pub start_ts: f64,
+    pub end_ts: f64,
+    pub count: f64,
+    pub peak_z: f64,
+    pub direction: String,
+    pub severity: String,
+    #[serde(default)]
+    pub ticks: Vec<(f64, f64, f64)>,
+}
+
+impl AlertRecord {
+    pub fn is_open(&self) -> bool {
+        self.status == "open"
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,6 +107,9 @@ pub struct Kpi {
     pub invalid: f64,
     pub anomalies: f64,
     pub clients: f64,
+    pub open_alerts: f64,
+    /// Event time of the newest tick (ms).
+    pub clock: Option<f64>,
 }
 
 #[derive(Serialize)]

@@ -4,11 +4,14 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::protocol::{AnomalyRecord, BarRow, Kpi, MessageKind, ServerMessage, TickRow};
+use crate::protocol::{
+    AlertRecord, AnomalyRecord, BarRow, Kpi, MessageKind, ServerMessage, TickRow,
+};
 
 pub const MAX_TICKS: usize = 5_000;
 pub const MAX_BARS: usize = 500;
 pub const MAX_FEED: usize = 200;
+pub const MAX_ALERTS: usize = 500;
 /// Markers kept per symbol for the chart; older ones are off any useful view by then.
 pub const MAX_MARKERS: usize = 1_000;
 pub const BAR_MS: f64 = 5.0 * 60_000.0;
@@ -77,6 +80,11 @@ pub struct Store {
     /// Moves whenever `feed` changes, so the view copies the feed only then.
     pub feed_revision: u64,
     pub kpi: Kpi,
+    /// The latest alerts, all symbols, oldest first; an open alert is replaced in place.
+    pub alerts: VecDeque<AlertRecord>,
+    pub alerts_revision: u64,
+    /// Symbols the server marks stale, sorted.
+    pub stale: Vec<String>,
     /// Ticks taken in since the page loaded.
     pub ticks_received: u64,
     subscribed: HashSet<String>,
@@ -114,6 +122,16 @@ impl Store {
         if let Some(kpi) = msg.kpi {
             self.kpi = kpi;
         }
+        if let Some(stale) = msg.stale {
+            self.stale = stale;
+        }
+        if snapshot {
+            self.alerts.clear();
+            self.alerts_revision += 1;
+        }
+        for alert in msg.alerts {
+            self.put_alert(alert);
+        }
         if msg.kind == MessageKind::Kpi || msg.kind == MessageKind::Other {
             return applied;
         }
@@ -140,6 +158,25 @@ impl Store {
             self.push_anomaly(record);
         }
         applied
+    }
+
+    fn put_alert(&mut self, alert: AlertRecord) {
+        self.alerts_revision += 1;
+        // Open alerts are recent: search from the newest.
+        if let Some(kept) = self.alerts.iter_mut().rev().find(|a| a.id == alert.id) {
+            *kept = alert;
+            return;
+        }
+        if self.alerts.len() == MAX_ALERTS {
+            self.alerts.pop_front();
+        }
+        self.alerts.push_back(alert);
+    }
+
+    pub fn is_stale(&self, symbol: &str) -> bool {
+        self.stale
+            .binary_search_by(|s| s.as_str().cmp(symbol))
+            .is_ok()
     }
 
     /// Keeps only the data of `symbols`; data of anything else that still arrives is dropped.

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use crate::app::AppState;
+use crate::format;
 use crate::store;
 
 /// Connection state, the server's KPIs and the Pause/Resume toggle.
@@ -41,6 +42,12 @@ pub fn Header() -> impl IntoView {
                 <div class="kpi">
                     <dt>"invalid"</dt>
                     <dd data-testid="kpi-invalid">{move || format!("{:.0}", kpi.get().invalid)}</dd>
+                </div>
+                <div class="kpi">
+                    <dt>"event time"</dt>
+                    <dd data-testid="event-clock">
+                        {move || kpi.get().clock.map_or_else(|| "—".to_string(), format::utc_hms)}
+                    </dd>
                 </div>
                 <div class="kpi">
                     <dt>"ticks shown"</dt>

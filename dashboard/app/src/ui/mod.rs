@@ -6,6 +6,6 @@ mod header;
 mod tiles;
 
 pub use chart_panel::ChartPanel;
-pub use feed::AnomalyFeed;
+pub use feed::Feed;
 pub use header::Header;
 pub use tiles::Watchlist;

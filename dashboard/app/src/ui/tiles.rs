@@ -76,6 +76,13 @@ fn Tile(symbol: String) -> impl IntoView {
             store::with(|s| s.tile_stats(&symbol))
         })
     };
+    let stale = {
+        let symbol = symbol.clone();
+        Memo::new(move |_| {
+            state.version.track();
+            store::with(|s| s.is_stale(&symbol))
+        })
+    };
     let focused = {
         let symbol = symbol.clone();
         move || state.focus.with(|f| f.as_deref() == Some(symbol.as_str()))
@@ -116,6 +123,8 @@ fn Tile(symbol: String) -> impl IntoView {
         <article
             class="tile"
             class:focused=focused
+            class:stale=move || stale.get()
+            data-stale=move || stale.get().to_string()
             data-testid="tile"
             data-symbol=symbol.clone()
             role="button"
@@ -129,6 +138,13 @@ fn Tile(symbol: String) -> impl IntoView {
         >
             <div class="tile-head">
                 <span class="symbol">{symbol.clone()}</span>
+                <span
+                    class="stale-badge"
+                    class:hidden=move || !stale.get()
+                    title="No tick for longer than --stale-after of event time"
+                >
+                    "stale"
+                </span>
                 <button
                     class="remove"
                     data-testid="remove"
