@@ -362,6 +362,28 @@ mod tests {
         serde_json::from_str(text).unwrap()
     }
 
+    fn alert_update(count: u32, status: &str) -> ServerMessage {
+        message(&format!(
+            r#"{{"type":"update","alerts":[{{"id":"IBM@1","symbol":"IBM","status":"{status}","start_ts":1,"end_ts":2,"count":{count},"peak_z":4.0,"direction":"up","severity":"minor","ticks":[[1,2.0,4.0]]}}]}}"#
+        ))
+    }
+
+    #[test]
+    fn an_alert_updates_in_place_and_a_snapshot_replaces_all() {
+        // Alerts are market-wide: kept whatever the watchlist.
+        let mut store = watching(&["AAPL"]);
+        store.apply(alert_update(1, "open"));
+        store.apply(alert_update(3, "closed"));
+        assert_eq!(store.alerts.len(), 1);
+        assert_eq!(store.alerts[0].count, 3.0);
+        assert!(!store.alerts[0].is_open());
+        store.apply(message(
+            r#"{"type":"snapshot","symbols":[],"alerts":[],"stale":["IBM"]}"#,
+        ));
+        assert!(store.alerts.is_empty());
+        assert!(store.is_stale("IBM") && !store.is_stale("AAPL"));
+    }
+
     fn watching(symbols: &[&str]) -> Store {
         let mut store = Store::default();
         let symbols: Vec<String> = symbols.iter().map(|s| s.to_string()).collect();
