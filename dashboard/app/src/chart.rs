@@ -127,6 +127,9 @@ pub struct Candle {
     pub wick_top: f64,
     pub wick_bottom: f64,
     pub up: bool,
+    /// Drawn faded and dashed over only the span its data covers: the window is still open,
+    /// or began before the first tick this page saw.
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -193,9 +196,12 @@ pub fn build(series: Option<&Series>, viewport: Viewport, width: f64) -> ChartMo
     };
 
     let ticks = ticks_in_view(&series.ticks, t0, t1);
+    // The 5-minute bars slide by a minute: drawing every one would stack five overlapping
+    // candles per slot, so only the windows on the 5-minute grid are candles.
     let bars: Vec<_> = series
         .bars
         .iter()
+        .filter(|bar| bar.start.rem_euclid(BAR_MS) == 0.0)
         .filter(|bar| bar.start + BAR_MS >= t0 && bar.start <= t1)
         .collect();
     // Only where the price line is drawn: markers outlive the ticks kept (and a snapshot's
@@ -228,21 +234,37 @@ pub fn build(series: Option<&Series>, viewport: Viewport, width: f64) -> ChartMo
     let at = |t: f64, price: f64| Some((scale.x(t), scale.y(price)));
 
     let slot_px = BAR_MS / scale.ms_per_px();
-    let body_width = (slot_px * 0.7).max(1.0);
+    let last_tick = series.ticks.back().map(|t| t.ts);
     let candles = bars
         .iter()
         .map(|bar| {
-            let x = scale.x(bar.start + BAR_MS / 2.0);
+            let end = bar.start + BAR_MS;
+            // What part of the window has data: all of it for a closed window the page saw
+            // begin, else from the first tick seen to the newest.
+            let from = series
+                .first_tick
+                .map_or(bar.start, |first| first.max(bar.start));
+            let to = last_tick.map_or(end, |last| last.min(end));
+            let partial = from > bar.start || to < end;
+            let (left, width) = if partial && to > from {
+                let span_px = (to - from) / scale.ms_per_px();
+                (scale.x(from), span_px.max(1.0))
+            } else {
+                let width = (slot_px * 0.7).max(1.0);
+                (scale.x(bar.start + BAR_MS / 2.0) - width / 2.0, width)
+            };
+            let x = left + width / 2.0;
             let (open, close) = (scale.y(bar.open), scale.y(bar.close));
             Candle {
                 x,
-                body_left: x - body_width / 2.0,
+                body_left: left,
                 body_top: open.min(close),
-                body_width,
+                body_width: width,
                 body_height: (open - close).abs().max(1.0),
                 wick_top: scale.y(bar.high),
                 wick_bottom: scale.y(bar.low),
                 up: bar.close >= bar.open,
+                partial,
             }
         })
         .collect();
@@ -594,6 +616,51 @@ mod tests {
         assert!(!model.candles[0].up);
         assert_eq!(model.markers.len(), 1);
         assert!(model.scale.p1 > 12.0 && model.scale.p0 < 0.5);
+    }
+
+    #[test]
+    fn candles_only_on_the_five_minute_grid_and_partial_ones_cover_their_data() {
+        // Ticks from 30 s to 90 s: the window [0, 5 min) is open and began before them.
+        let mut series = series((1..=7).map(|i| (15_000.0 * (i + 1) as f64, 10.0)));
+        series.first_tick = Some(30_000.0);
+        for start in [-240_000.0, -180_000.0, -120_000.0, -60_000.0, 0.0] {
+            series.bars.push_back(Bar {
+                start,
+                open: 10.0,
+                high: 11.0,
+                low: 9.0,
+                close: 10.5,
+            });
+        }
+        let model = build(Some(&series), Viewport::Live, 800.0);
+        assert_eq!(model.candles.len(), 1, "{:?}", model.candles);
+        let candle = model.candles[0];
+        assert!(candle.partial);
+        let (from, to) = (model.scale.x(30_000.0), model.scale.x(120_000.0));
+        assert!((candle.body_left - from).abs() < 1e-6, "{candle:?}");
+        assert!(
+            (candle.body_left + candle.body_width - to).abs() < 1e-6,
+            "{candle:?}"
+        );
+
+        // Once the window has closed with ticks seen from its start, it is a full candle.
+        let mut series = series_of_window();
+        series.first_tick = Some(0.0);
+        let model = build(Some(&series), Viewport::Live, 800.0);
+        assert_eq!(model.candles.len(), 1);
+        assert!(!model.candles[0].partial);
+    }
+
+    fn series_of_window() -> Series {
+        let mut series = series((0..=20).map(|i| (i as f64 * 20_000.0, 10.0)));
+        series.bars.push_back(Bar {
+            start: 0.0,
+            open: 10.0,
+            high: 11.0,
+            low: 9.0,
+            close: 10.5,
+        });
+        series
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Series {
     pub bars: VecDeque<Bar>,
     pub markers: VecDeque<Marker>,
     pub anomaly_count: u64,
+    /// The oldest tick ever received (kept when the tick buffer drops it): a bar whose window
+    /// began before it holds only part of its window's data.
+    pub first_tick: Option<f64>,
 }
 
 /// What a tile shows.
@@ -303,6 +306,7 @@ impl Series {
         if !(tick.ts.is_finite() && tick.price.is_finite()) {
             return;
         }
+        self.first_tick = Some(self.first_tick.map_or(tick.ts, |first| first.min(tick.ts)));
         // Ticks arrive in time order; a straggler is slotted in so binary searches stay valid.
         let at = if self.ticks.back().is_none_or(|last| last.ts <= tick.ts) {
             self.ticks.len()

@@ -312,7 +312,19 @@ fn CandleSlot(index: usize) -> impl IntoView {
     let candle =
         Memo::new(move |_| model.with(|m| m.candles.get(index).copied().unwrap_or_default()));
     view! {
-        <g data-testid="candle" class=move || if candle.get().up { "candle up" } else { "candle down" }>
+        <g
+            data-testid="candle"
+            data-partial=move || candle.get().partial.to_string()
+            class=move || {
+                let c = candle.get();
+                match (c.up, c.partial) {
+                    (true, false) => "candle up",
+                    (false, false) => "candle down",
+                    (true, true) => "candle up partial",
+                    (false, true) => "candle down partial",
+                }
+            }
+        >
             <line
                 class="wick"
                 x1=move || px(candle.get().x)
