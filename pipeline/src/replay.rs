@@ -176,6 +176,7 @@ impl ReplayPlanner {
                     ReplayKind::Rolling { window_ms } => {
                         Tracker::Rolling(Box::new(RollingStats::new(RollingConfig {
                             window_ms: *window_ms,
+                            ..RollingConfig::default()
                         })))
                     }
                     ReplayKind::Bars { config } => Tracker::Bars {
