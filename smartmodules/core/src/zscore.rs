@@ -427,6 +427,57 @@ mod tests {
     }
 
     #[test]
+    fn return_basis_scores_the_return_and_reports_a_mismatch() {
+        let record = br#"{"symbol":"ES","ts":1,"price":10.5,"sma":10,"count":21,"vwap":10,"prev_mean":10,"prev_std":0.1,"prev_count":20,"ret":0.03,"ret_prev_mean":0.01,"ret_prev_std":0.005,"ret_prev_count":20,"late":false}"#;
+        let input = parse_scoring_input(record).unwrap();
+        assert_eq!(
+            input.returns,
+            Some(ReturnStats {
+                ret: Some(0.03),
+                prev_mean: Some(0.01),
+                prev_std: Some(0.005),
+                prev_count: Some(20)
+            })
+        );
+        let returns = ZScoreConfig {
+            basis: Basis::Return,
+            ..ZScoreConfig::default()
+        };
+        assert_eq!(returns.check_basis(&input), Ok(()));
+        let (z, anomaly) = returns.verdict(input).unwrap();
+        assert!((z.unwrap() - 4.0).abs() < 1e-12, "{z:?}");
+        assert!(anomaly);
+        // The same record under basis=price is a mismatch, and so is a price record under
+        // basis=return.
+        let prices = ZScoreConfig::default();
+        let err = prices.check_basis(&input).unwrap_err();
+        assert!(err.to_string().contains("basis"), "{err}");
+        let price_record = br#"{"symbol":"ES","ts":1,"price":10.5,"sma":10,"count":21,"vwap":10,"prev_mean":10,"prev_std":0.1,"prev_count":20,"late":false}"#;
+        let price_input = parse_scoring_input(price_record).unwrap();
+        assert_eq!(prices.check_basis(&price_input), Ok(()));
+        assert!(matches!(
+            returns.check_basis(&price_input),
+            Err(ScoringError::BasisMismatch {
+                expected: "return",
+                found: "price"
+            })
+        ));
+        // A null return (a symbol's first tick) scores null.
+        let first = br#"{"price":10,"prev_mean":null,"prev_std":null,"prev_count":0,"ret":null,"ret_prev_mean":null,"ret_prev_std":null,"ret_prev_count":0}"#;
+        assert_eq!(
+            returns.verdict(parse_scoring_input(first).unwrap()),
+            Some((None, false))
+        );
+        // ret_prev_count without the other return fields is an incomplete record.
+        let partial =
+            br#"{"price":10,"prev_mean":null,"prev_std":null,"prev_count":0,"ret_prev_count":0}"#;
+        assert_eq!(
+            parse_scoring_input(partial),
+            Err(ScoringError::Field("ret"))
+        );
+    }
+
+    #[test]
     fn reads_scoring_input_and_names_missing_fields() {
         let input =
             parse_scoring_input(br#"{"price":2.5,"prev_mean":2,"prev_std":null,"prev_count":1}"#)
