@@ -214,14 +214,21 @@ mod tests {
 
     #[test]
     fn a_chain_mixing_bases_is_refused() {
-        let returns = spec("transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      basis: return\n");
+        let returns = spec(
+            "transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      basis: return\n",
+        );
         let prices = spec("transforms:\n  - uses: stockstream/enrich@0.1.0\n");
         let scorer_returns = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      basis: return\n      emit: anomalies\n");
         let scorer_prices = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      emit: anomalies\n");
         assert!(check_bases(&returns, &scorer_returns).is_ok());
         assert!(check_bases(&prices, &scorer_prices).is_ok());
-        let err = check_bases(&returns, &scorer_prices).unwrap_err().to_string();
-        assert!(err.contains("anomalies chain") && err.contains("basis"), "{err}");
+        let err = check_bases(&returns, &scorer_prices)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("anomalies chain") && err.contains("basis"),
+            "{err}"
+        );
         assert!(check_bases(&prices, &scorer_returns).is_err());
         assert!(!only_flagged_can_pass(&returns, &scorer_prices));
         let composable = spec("transforms:\n  - uses: stockstream/rolling-stats@0.1.0\n    with:\n      basis: return\n  - uses: stockstream/zscore-anomaly@0.1.0\n");
