@@ -27,7 +27,7 @@
 //! `WindowBars`, bit for bit.
 
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
-use stockstream_core::rolling::{RollingConfig, RollingStats};
+use stockstream_core::rolling::{Basis, RollingConfig, RollingStats};
 use stockstream_core::tick::{parse_tick, Watchlist};
 use stockstream_runner::ChainSpec;
 
@@ -80,9 +80,18 @@ impl ChainReplay {
                 let step = &spec.steps[*i];
                 let param = |name: &str| step.params.get(name).map(String::as_str);
                 match step.module.as_str() {
-                    "rolling-stats" | "enrich" => ReplayKind::Rolling {
-                        window_ms: RollingConfig::from_params(param)?.window_ms,
-                    },
+                    "rolling-stats" | "enrich" => {
+                        let config = RollingConfig::from_params(param)?;
+                        match config.basis {
+                            Basis::Price => ReplayKind::Rolling {
+                                window_ms: config.window_ms,
+                            },
+                            // A return needs the tick before the replayed ones, which
+                            // `replay_from` does not account for yet: replaying everything is
+                            // exact, if unbounded.
+                            Basis::Return => ReplayKind::Everything,
+                        }
+                    }
                     "window-bars" | "bars" => ReplayKind::Bars {
                         config: BarsConfig::from_params(param)?,
                     },
@@ -176,6 +185,7 @@ impl ReplayPlanner {
                     ReplayKind::Rolling { window_ms } => {
                         Tracker::Rolling(Box::new(RollingStats::new(RollingConfig {
                             window_ms: *window_ms,
+                            ..RollingConfig::default()
                         })))
                     }
                     ReplayKind::Bars { config } => Tracker::Bars {

@@ -85,11 +85,11 @@ impl ChainStep {
             }
             "rolling-stats" => {
                 RollingConfig::from_params(get).map_err(param_error)?;
-                "window"
+                "window, basis"
             }
             "zscore-anomaly" => {
                 ZScoreConfig::from_params(get).map_err(param_error)?;
-                "threshold, min_count, emit"
+                "threshold, min_count, emit, basis"
             }
             "window-bars" => {
                 BarsConfig::from_params(get).map_err(param_error)?;
@@ -104,7 +104,7 @@ impl ChainStep {
                 Watchlist::from_param(get("symbols")).map_err(param_error)?;
                 RollingConfig::from_params(get).map_err(param_error)?;
                 ZScoreConfig::from_params(get).map_err(param_error)?;
-                "symbols, window, threshold, min_count, emit"
+                "symbols, window, threshold, min_count, emit, basis"
             }
             _ => return Ok(()),
         };

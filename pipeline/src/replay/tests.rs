@@ -65,7 +65,10 @@ fn rolling_after_resume(
     cut: usize,
     window_ms: i64,
 ) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
-    let config = RollingConfig { window_ms };
+    let config = RollingConfig {
+        window_ms,
+        ..Default::default()
+    };
     let mut whole = RollingStats::new(config);
     let expected: Vec<Vec<u64>> = input
         .iter()
@@ -231,7 +234,10 @@ fn a_plain_last_window_replay_can_differ_in_the_last_bits() {
     let mut differs = 0;
     for cut in (100..input.len()).step_by(37) {
         let newest = parse_tick(&input[cut - 1]).unwrap().ts;
-        let config = RollingConfig { window_ms };
+        let config = RollingConfig {
+            window_ms,
+            ..Default::default()
+        };
         let mut whole = RollingStats::new(config);
         let expected: Vec<_> = input
             .iter()

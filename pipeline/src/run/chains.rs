@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use fluvio_smartengine::Lookback;
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
-use stockstream_core::rolling::{LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX};
+use stockstream_core::rolling::{Basis, RollingConfig, LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX};
 use stockstream_core::tick::Watchlist;
 use stockstream_core::zscore::{Emit, ZScoreConfig};
 use stockstream_runner::{ChainSpec, WasmLocator};
@@ -47,10 +47,42 @@ fn only_flagged_can_pass(enriched: &ChainSpec, anomalies: &ChainSpec) -> bool {
     }
     match (rule(last), rule(scorer)) {
         (Some(a), Some(b)) => {
-            b.emit == Emit::Anomalies && a.threshold == b.threshold && a.min_count == b.min_count
+            b.emit == Emit::Anomalies
+                && a.threshold == b.threshold
+                && a.min_count == b.min_count
+                && a.basis == b.basis
         }
         _ => false,
     }
+}
+
+/// Refuses chains whose zscore-anomaly steps score on another basis than the rolling
+/// statistics they read (the enriched chain's, for the anomalies chain fed from it): each record
+/// would otherwise fail at run time with zscore-anomaly's mismatch error.
+fn check_bases(enriched: &ChainSpec, anomalies: &ChainSpec) -> anyhow::Result<()> {
+    let mut basis = None;
+    for (name, spec) in [("enriched", enriched), ("anomalies", anomalies)] {
+        for step in &spec.steps {
+            let param = |n: &str| step.params.get(n).map(String::as_str);
+            if matches!(step.module.as_str(), "rolling-stats" | "enrich") {
+                basis = RollingConfig::from_params(param).ok().map(|c| c.basis);
+            }
+            if matches!(step.module.as_str(), "zscore-anomaly" | "enrich") {
+                let scorer = ZScoreConfig::from_params(param).map_or(Basis::Price, |c| c.basis);
+                let rolling = basis.unwrap_or(Basis::Price);
+                if scorer != rolling {
+                    anyhow::bail!(
+                        "the {name} chain's zscore-anomaly has basis: {} but its rolling statistics \
+                         are computed with basis: {}; set the same basis on rolling-stats and \
+                         zscore-anomaly",
+                        scorer.as_str(),
+                        rolling.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether an enriched record carries `"anomaly":true`, where the scorer writes it: just before
@@ -110,6 +142,10 @@ impl Chains {
             }));
             specs.push(spec);
         }
+        check_bases(
+            &specs[Stream::Enriched.index()],
+            &specs[Stream::Anomalies.index()],
+        )?;
         let anomalies_need_only_flagged = only_flagged_can_pass(
             &specs[Stream::Enriched.index()],
             &specs[Stream::Anomalies.index()],
@@ -174,5 +210,28 @@ mod tests {
         assert!(only_flagged_can_pass(&enriched, &same));
         assert!(!only_flagged_can_pass(&enriched, &other));
         assert!(!only_flagged_can_pass(&enriched, &all));
+    }
+
+    #[test]
+    fn a_chain_mixing_bases_is_refused() {
+        let returns = spec(
+            "transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      basis: return\n",
+        );
+        let prices = spec("transforms:\n  - uses: stockstream/enrich@0.1.0\n");
+        let scorer_returns = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      basis: return\n      emit: anomalies\n");
+        let scorer_prices = spec("transforms:\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      emit: anomalies\n");
+        assert!(check_bases(&returns, &scorer_returns).is_ok());
+        assert!(check_bases(&prices, &scorer_prices).is_ok());
+        let err = check_bases(&returns, &scorer_prices)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("anomalies chain") && err.contains("basis"),
+            "{err}"
+        );
+        assert!(check_bases(&prices, &scorer_returns).is_err());
+        assert!(!only_flagged_can_pass(&returns, &scorer_prices));
+        let composable = spec("transforms:\n  - uses: stockstream/rolling-stats@0.1.0\n    with:\n      basis: return\n  - uses: stockstream/zscore-anomaly@0.1.0\n");
+        assert!(check_bases(&composable, &scorer_returns).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::hash::BuildHasherDefault;
 
 use crate::duration::parse_duration_ms;
 use crate::json::{self, write_opt_f64, write_opt_int};
-use crate::moments::PriceVolume;
+use crate::moments::{Moments, PriceVolume};
 use crate::sliding::{Monoid, SlidingAggregate};
 use crate::tick::Tick;
 use crate::ParamError;
@@ -20,23 +20,54 @@ use crate::ParamError;
 /// Default W: 5 minutes.
 pub const DEFAULT_WINDOW_MS: i64 = 300_000;
 
+/// What the z-score is taken on (spec: "Z-score on returns").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Basis {
+    /// The price level against the previous window's prices (the original rule).
+    #[default]
+    Price,
+    /// The tick's log return against the previous window's log returns.
+    Return,
+}
+
+impl Basis {
+    /// Reads a `basis` parameter value.
+    pub fn parse(value: &str) -> Result<Self, ParamError> {
+        match value.trim() {
+            "price" => Ok(Self::Price),
+            "return" => Ok(Self::Return),
+            _ => Err(ParamError::new("basis", value, "`price` or `return`")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Price => "price",
+            Self::Return => "return",
+        }
+    }
+}
+
 /// Parameters of `rolling-stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RollingConfig {
     /// Window length W in milliseconds (`window`, default `5m`).
     pub window_ms: i64,
+    /// `basis=price` (default) or `basis=return`: whether the return statistics are computed.
+    pub basis: Basis,
 }
 
 impl Default for RollingConfig {
     fn default() -> Self {
         Self {
             window_ms: DEFAULT_WINDOW_MS,
+            basis: Basis::Price,
         }
     }
 }
 
 impl RollingConfig {
-    /// Reads `window` from the module's parameters.
+    /// Reads `window` and `basis` from the module's parameters.
     pub fn from_params<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Self, ParamError> {
         let mut config = Self::default();
         if let Some(value) = param("window") {
@@ -49,8 +80,21 @@ impl RollingConfig {
                 ));
             }
         }
+        if let Some(value) = param("basis") {
+            config.basis = Basis::parse(value)?;
+        }
         Ok(config)
     }
+}
+
+/// The return statistics of one tick (`basis=return`); all `None` for a late tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ReturnStats {
+    /// `ln(price / previous non-late price)`; `None` for a symbol's first tick.
+    pub ret: Option<f64>,
+    pub prev_mean: Option<f64>,
+    pub prev_std: Option<f64>,
+    pub prev_count: Option<u64>,
 }
 
 /// The statistics added to one tick. All `None` (JSON null) for a late tick.
@@ -62,14 +106,17 @@ pub struct Enrichment {
     pub prev_mean: Option<f64>,
     pub prev_std: Option<f64>,
     pub prev_count: Option<u64>,
+    /// With `basis=return` only (`None` otherwise, and then no `ret*` fields are written).
+    pub returns: Option<ReturnStats>,
     /// Older than the newest tick already seen for its symbol: not part of any window.
     pub late: bool,
 }
 
 impl Enrichment {
-    fn late() -> Self {
+    fn late(basis: Basis) -> Self {
         Self {
             late: true,
+            returns: (basis == Basis::Return).then_some(ReturnStats::default()),
             ..Self::default()
         }
     }
@@ -116,6 +163,16 @@ impl Enrichment {
         write_opt_f64(out, self.prev_std);
         out.extend_from_slice(b",\"prev_count\":");
         write_opt_int(out, self.prev_count);
+        if let Some(returns) = &self.returns {
+            out.extend_from_slice(b",\"ret\":");
+            write_opt_f64(out, returns.ret);
+            out.extend_from_slice(b",\"ret_prev_mean\":");
+            write_opt_f64(out, returns.prev_mean);
+            out.extend_from_slice(b",\"ret_prev_std\":");
+            write_opt_f64(out, returns.prev_std);
+            out.extend_from_slice(b",\"ret_prev_count\":");
+            write_opt_int(out, returns.prev_count);
+        }
         if let Some((z, anomaly)) = score {
             out.extend_from_slice(b",\"z\":");
             write_opt_f64(out, z);
@@ -139,36 +196,50 @@ impl Enrichment {
 pub const LATE_FALSE_SUFFIX: &[u8] = b",\"late\":false}";
 pub const LATE_TRUE_SUFFIX: &[u8] = b",\"late\":true}";
 
-impl Monoid for PriceVolume {
+/// What one timestamp group (or a run of them) contributes: its prices and volumes, and with
+/// `basis=return` its ticks' log returns (left empty, and so merged for free, otherwise).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct GroupStats {
+    prices: PriceVolume,
+    returns: Moments,
+}
+
+impl Monoid for GroupStats {
     #[inline]
     fn combine(older: Self, newer: Self) -> Self {
-        older.merge(newer)
+        GroupStats {
+            prices: older.prices.merge(newer.prices),
+            returns: older.returns.merge(newer.returns),
+        }
     }
 }
 
 #[derive(Default)]
 struct SymbolWindow {
     /// Completed timestamp groups, oldest first.
-    groups: SlidingAggregate<i64, PriceVolume>,
+    groups: SlidingAggregate<i64, GroupStats>,
     /// The newest timestamp seen, whose group is still growing.
     current_ts: i64,
-    current: PriceVolume,
+    current: GroupStats,
+    /// The last non-late price, the base of the next tick's return (`basis=return` only).
+    last_price: Option<f64>,
     /// Where a replay must start to rebuild this state bit for bit (see
     /// [`RollingStats::replay_from`]).
     replay_from: i64,
 }
 
 impl SymbolWindow {
-    fn update(&mut self, window_ms: i64, tick: &Tick<'_>) -> Enrichment {
+    fn update(&mut self, config: RollingConfig, tick: &Tick<'_>) -> Enrichment {
+        let window_ms = config.window_ms;
         if tick.ts < self.current_ts {
-            return Enrichment::late();
+            return Enrichment::late(config.basis);
         }
         if tick.ts > self.current_ts {
-            if self.current.prices.count > 0 {
+            if self.current.prices.prices.count > 0 {
                 self.groups.push(self.current_ts, self.current);
             }
             self.current_ts = tick.ts;
-            self.current = PriceVolume::default();
+            self.current = GroupStats::default();
         }
         let start = tick.ts.saturating_sub(window_ms);
         let mut popped = None;
@@ -186,14 +257,30 @@ impl SymbolWindow {
             }
         }
         let previous = self.groups.total();
-        self.current.push(tick.price, tick.volume);
+        self.current.prices.push(tick.price, tick.volume);
+        let returns = (config.basis == Basis::Return).then(|| {
+            // ln of the ratio, not a difference of lns: exact for equal prices, and
+            // one rounding fewer.
+            let ret = self.last_price.map(|last| (tick.price / last).ln());
+            self.last_price = Some(tick.price);
+            if let Some(ret) = ret {
+                self.current.returns.push(ret);
+            }
+            ReturnStats {
+                ret,
+                prev_mean: previous.returns.mean(),
+                prev_std: previous.returns.sample_std(),
+                prev_count: Some(previous.returns.count),
+            }
+        });
         let on_boundary = self.groups.oldest_key() == Some(start);
         let before_current = if on_boundary {
-            self.groups.total_without_oldest()
+            self.groups.total_without_oldest().prices
         } else {
-            previous
+            previous.prices
         };
-        let window = before_current.merge(self.current);
+        let window = before_current.merge(self.current.prices);
+        let previous = previous.prices;
         Enrichment {
             sma: window.prices.mean(),
             count: Some(window.prices.count),
@@ -201,6 +288,7 @@ impl SymbolWindow {
             prev_mean: previous.prices.mean(),
             prev_std: previous.prices.sample_std(),
             prev_count: Some(previous.prices.count),
+            returns,
             late: false,
         }
     }
@@ -259,16 +347,16 @@ impl RollingStats {
 
     /// Feeds one valid tick (in arrival order) and returns its statistics.
     pub fn update(&mut self, tick: &Tick<'_>) -> Enrichment {
-        let window_ms = self.config.window_ms;
+        let config = self.config;
         if let Some(window) = self.symbols.get_mut(tick.symbol) {
-            return window.update(window_ms, tick);
+            return window.update(config, tick);
         }
         let mut window = SymbolWindow {
             current_ts: i64::MIN,
             replay_from: i64::MIN,
             ..SymbolWindow::default()
         };
-        let enrichment = window.update(window_ms, tick);
+        let enrichment = window.update(config, tick);
         self.symbols.insert(tick.symbol.into(), window);
         enrichment
     }

@@ -1,7 +1,7 @@
 //! The z-score anomaly rule: `z = (price - prev_mean) / prev_std`.
 
 use crate::json::{self, key_is, number_or_null, strip_literal, Number, ObjectFields, Value};
-use crate::rolling::{LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX};
+use crate::rolling::{Basis, ReturnStats, LATE_FALSE_SUFFIX, LATE_TRUE_SUFFIX};
 use crate::tick::{MAX_SYMBOL_LEN, SYMBOL_BYTES};
 use crate::ParamError;
 
@@ -23,6 +23,8 @@ pub struct ZScoreConfig {
     pub min_count: u64,
     /// `emit=all` (default) or `emit=anomalies`.
     pub emit: Emit,
+    /// `basis=price` (default) or `basis=return`; must match rolling-stats' `basis`.
+    pub basis: Basis,
 }
 
 impl Default for ZScoreConfig {
@@ -31,6 +33,7 @@ impl Default for ZScoreConfig {
             threshold: 3.0,
             min_count: 20,
             emit: Emit::All,
+            basis: Basis::Price,
         }
     }
 }
@@ -61,6 +64,9 @@ impl ZScoreConfig {
                 _ => return Err(ParamError::new("emit", value, "`all` or `anomalies`")),
             };
         }
+        if let Some(value) = param("basis") {
+            config.basis = Basis::parse(value)?;
+        }
         Ok(config)
     }
 
@@ -84,14 +90,41 @@ impl ZScoreConfig {
         z.is_some_and(|z| z.abs() >= self.threshold)
     }
 
+    /// Whether `input` was enriched with this config's basis: a record with return statistics
+    /// under `basis=price`, or one without under `basis=return`, means the chain's two
+    /// modules disagree, which would otherwise score silently on the wrong basis.
+    pub fn check_basis(&self, input: &ScoringInput) -> Result<(), ScoringError> {
+        let found = if input.returns.is_some() {
+            Basis::Return
+        } else {
+            Basis::Price
+        };
+        if found == self.basis {
+            Ok(())
+        } else {
+            Err(ScoringError::BasisMismatch {
+                expected: self.basis.as_str(),
+                found: found.as_str(),
+            })
+        }
+    }
+
     /// The z and flag of a tick, or `None` when `emit=anomalies` drops it.
+    ///
+    /// With `basis=return`, z is that of the tick's return; call [`Self::check_basis`] first,
+    /// as a record without return statistics scores null here.
     pub fn verdict(&self, input: ScoringInput) -> Option<(Option<f64>, bool)> {
-        let z = self.score(
-            input.price,
-            input.prev_mean,
-            input.prev_std,
-            input.prev_count,
-        );
+        let z = match self.basis {
+            Basis::Price => self.score(
+                input.price,
+                input.prev_mean,
+                input.prev_std,
+                input.prev_count,
+            ),
+            Basis::Return => input
+                .returns
+                .and_then(|r| self.score(r.ret?, r.prev_mean, r.prev_std, r.prev_count)),
+        };
         let anomaly = self.is_anomaly(z);
         (self.emit == Emit::All || anomaly).then_some((z, anomaly))
     }
@@ -104,6 +137,8 @@ pub struct ScoringInput {
     pub prev_mean: Option<f64>,
     pub prev_std: Option<f64>,
     pub prev_count: Option<u64>,
+    /// The `ret*` fields, present when rolling-stats ran with `basis=return`.
+    pub returns: Option<ReturnStats>,
 }
 
 /// Why a record cannot be scored.
@@ -113,6 +148,11 @@ pub enum ScoringError {
     NotJson(json::JsonError),
     #[error("field `{0}` is missing or of the wrong type: zscore-anomaly reads the output of rolling-stats (chain tick-filter, rolling-stats, zscore-anomaly)")]
     Field(&'static str),
+    #[error("zscore-anomaly has basis={expected} but the record was enriched with basis={found}: set the same `basis` on rolling-stats and zscore-anomaly")]
+    BasisMismatch {
+        expected: &'static str,
+        found: &'static str,
+    },
 }
 
 /// Reads price and the previous-window statistics from an enriched record.
@@ -172,6 +212,7 @@ fn compact_scoring_input(record: &[u8]) -> Option<ScoringInput> {
         prev_mean: prev_mean.map(Number::to_f64),
         prev_std: prev_std.map(Number::to_f64),
         prev_count,
+        returns: None,
     })
 }
 
@@ -180,6 +221,7 @@ fn parse_any_scoring_input(record: &[u8]) -> Result<ScoringInput, ScoringError> 
     let mut fields = ObjectFields::new(record).map_err(ScoringError::NotJson)?;
     let mut price = None;
     let (mut prev_mean, mut prev_std, mut prev_count) = (None, None, None);
+    let (mut ret, mut ret_mean, mut ret_std, mut ret_count) = (None, None, None, None);
     while let Some((key, value)) = fields.next_field().map_err(ScoringError::NotJson)? {
         // By length first: most fields are none of these four.
         match key.len() {
@@ -197,15 +239,19 @@ fn parse_any_scoring_input(record: &[u8]) -> Result<ScoringInput, ScoringError> 
                 prev_std = Some(number(value).ok_or(ScoringError::Field("prev_std"))?)
             }
             10 if key_is(key, b"prev_count") => {
-                prev_count = Some(match value {
-                    Value::Null => None,
-                    Value::Num(n) => Some(
-                        n.to_i64()
-                            .and_then(|c| u64::try_from(c).ok())
-                            .ok_or(ScoringError::Field("prev_count"))?,
-                    ),
-                    _ => return Err(ScoringError::Field("prev_count")),
-                })
+                prev_count = Some(count(value).ok_or(ScoringError::Field("prev_count"))?)
+            }
+            3 if key_is(key, b"ret") => {
+                ret = Some(number(value).ok_or(ScoringError::Field("ret"))?)
+            }
+            13 if key_is(key, b"ret_prev_mean") => {
+                ret_mean = Some(number(value).ok_or(ScoringError::Field("ret_prev_mean"))?)
+            }
+            12 if key_is(key, b"ret_prev_std") => {
+                ret_std = Some(number(value).ok_or(ScoringError::Field("ret_prev_std"))?)
+            }
+            14 if key_is(key, b"ret_prev_count") => {
+                ret_count = Some(count(value).ok_or(ScoringError::Field("ret_prev_count"))?)
             }
             _ => {}
         }
@@ -215,7 +261,26 @@ fn parse_any_scoring_input(record: &[u8]) -> Result<ScoringInput, ScoringError> 
         prev_mean: prev_mean.ok_or(ScoringError::Field("prev_mean"))?,
         prev_std: prev_std.ok_or(ScoringError::Field("prev_std"))?,
         prev_count: prev_count.ok_or(ScoringError::Field("prev_count"))?,
+        // ret_prev_count marks a return-basis record; the other three must then be there too.
+        returns: match ret_count {
+            None => None,
+            Some(prev_count) => Some(ReturnStats {
+                ret: ret.ok_or(ScoringError::Field("ret"))?,
+                prev_mean: ret_mean.ok_or(ScoringError::Field("ret_prev_mean"))?,
+                prev_std: ret_std.ok_or(ScoringError::Field("ret_prev_std"))?,
+                prev_count,
+            }),
+        },
     })
+}
+
+/// `Some(None)` for null, `Some(Some(n))` for a non-negative integer, `None` for anything else.
+fn count(value: Value<'_>) -> Option<Option<u64>> {
+    match value {
+        Value::Null => Some(None),
+        Value::Num(n) => Some(Some(n.to_i64().and_then(|c| u64::try_from(c).ok())?)),
+        _ => None,
+    }
 }
 
 /// `Some(None)` for null, `Some(Some(x))` for a number, `None` for anything else.
@@ -362,6 +427,57 @@ mod tests {
     }
 
     #[test]
+    fn return_basis_scores_the_return_and_reports_a_mismatch() {
+        let record = br#"{"symbol":"ES","ts":1,"price":10.5,"sma":10,"count":21,"vwap":10,"prev_mean":10,"prev_std":0.1,"prev_count":20,"ret":0.03,"ret_prev_mean":0.01,"ret_prev_std":0.005,"ret_prev_count":20,"late":false}"#;
+        let input = parse_scoring_input(record).unwrap();
+        assert_eq!(
+            input.returns,
+            Some(ReturnStats {
+                ret: Some(0.03),
+                prev_mean: Some(0.01),
+                prev_std: Some(0.005),
+                prev_count: Some(20)
+            })
+        );
+        let returns = ZScoreConfig {
+            basis: Basis::Return,
+            ..ZScoreConfig::default()
+        };
+        assert_eq!(returns.check_basis(&input), Ok(()));
+        let (z, anomaly) = returns.verdict(input).unwrap();
+        assert!((z.unwrap() - 4.0).abs() < 1e-12, "{z:?}");
+        assert!(anomaly);
+        // The same record under basis=price is a mismatch, and so is a price record under
+        // basis=return.
+        let prices = ZScoreConfig::default();
+        let err = prices.check_basis(&input).unwrap_err();
+        assert!(err.to_string().contains("basis"), "{err}");
+        let price_record = br#"{"symbol":"ES","ts":1,"price":10.5,"sma":10,"count":21,"vwap":10,"prev_mean":10,"prev_std":0.1,"prev_count":20,"late":false}"#;
+        let price_input = parse_scoring_input(price_record).unwrap();
+        assert_eq!(prices.check_basis(&price_input), Ok(()));
+        assert!(matches!(
+            returns.check_basis(&price_input),
+            Err(ScoringError::BasisMismatch {
+                expected: "return",
+                found: "price"
+            })
+        ));
+        // A null return (a symbol's first tick) scores null.
+        let first = br#"{"price":10,"prev_mean":null,"prev_std":null,"prev_count":0,"ret":null,"ret_prev_mean":null,"ret_prev_std":null,"ret_prev_count":0}"#;
+        assert_eq!(
+            returns.verdict(parse_scoring_input(first).unwrap()),
+            Some((None, false))
+        );
+        // ret_prev_count without the other return fields is an incomplete record.
+        let partial =
+            br#"{"price":10,"prev_mean":null,"prev_std":null,"prev_count":0,"ret_prev_count":0}"#;
+        assert_eq!(
+            parse_scoring_input(partial),
+            Err(ScoringError::Field("ret"))
+        );
+    }
+
+    #[test]
     fn reads_scoring_input_and_names_missing_fields() {
         let input =
             parse_scoring_input(br#"{"price":2.5,"prev_mean":2,"prev_std":null,"prev_count":1}"#)
@@ -372,7 +488,8 @@ mod tests {
                 price: 2.5,
                 prev_mean: Some(2.0),
                 prev_std: None,
-                prev_count: Some(1)
+                prev_count: Some(1),
+                returns: None,
             }
         );
         let err = parse_scoring_input(br#"{"symbol":"A","ts":1,"price":2}"#).unwrap_err();

@@ -63,6 +63,7 @@ pub fn filter_map(record: &Record, out: &mut RecordOut) -> Result<bool> {
             prev_mean: enrichment.prev_mean,
             prev_std: enrichment.prev_std,
             prev_count: enrichment.prev_count,
+            returns: enrichment.returns,
         }) else {
             return Ok(false);
         };

@@ -19,6 +19,8 @@ pub fn init(params: SmartModuleExtraParams) -> Result<()> {
 pub fn filter_map(record: &Record, out: &mut RecordOut) -> Result<bool> {
     let config = CONFIG.get_or_init(ZScoreConfig::default);
     let input = parse_scoring_input(record.value)?;
+    // A chain whose rolling-stats has another basis would score on the wrong values unnoticed.
+    config.check_basis(&input)?;
     let Some((z, anomaly)) = config.verdict(input) else {
         return Ok(false);
     };

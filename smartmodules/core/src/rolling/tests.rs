@@ -47,6 +47,7 @@ fn brute_force(history: &[(i64, f64, u64)], window_ms: i64) -> Vec<Enrichment> {
             prev_mean,
             prev_std,
             prev_count: Some(prev.len() as u64),
+            returns: None,
             late: false,
         });
     }
@@ -63,7 +64,10 @@ fn close(a: Option<f64>, b: Option<f64>, rel: f64, floor: f64) -> bool {
 
 #[test]
 fn boundary_tick_is_in_the_previous_window_but_not_the_sma_window() {
-    let mut stats = RollingStats::new(RollingConfig { window_ms: 60_000 });
+    let mut stats = RollingStats::new(RollingConfig {
+        window_ms: 60_000,
+        ..Default::default()
+    });
     stats.update(&tick("A", 1_000, 10.0, 1));
     let e = stats.update(&tick("A", 61_000, 20.0, 1));
     assert_eq!(e.count, Some(1), "t - W is outside (t-W, t]");
@@ -131,7 +135,10 @@ fn window_parameter() {
 fn long_stable_stream_near_1e4_stays_accurate() {
     // 200k ticks of a slowly drifting price around 1e4 moving by cents: no drift of error.
     let window_ms = 5_000;
-    let mut stats = RollingStats::new(RollingConfig { window_ms });
+    let mut stats = RollingStats::new(RollingConfig {
+        window_ms,
+        ..Default::default()
+    });
     let mut history = std::collections::VecDeque::new();
     let mut state: u64 = 42;
     for i in 0..200_000i64 {
@@ -189,7 +196,7 @@ proptest! {
     #[test]
     fn matches_brute_force(history in history_strategy()) {
         let window_ms = 2_000;
-        let mut stats = RollingStats::new(RollingConfig { window_ms });
+        let mut stats = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
         let expected = brute_force(&history, window_ms);
         for (i, &(ts, price, volume)) in history.iter().enumerate() {
             let got = stats.update(&tick("S", ts, price, volume));
@@ -207,8 +214,8 @@ proptest! {
     #[test]
     fn interleaving_other_symbols_changes_nothing(history in history_strategy(), other in history_strategy()) {
         let window_ms = 2_000;
-        let mut alone = RollingStats::new(RollingConfig { window_ms });
-        let mut mixed = RollingStats::new(RollingConfig { window_ms });
+        let mut alone = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
+        let mut mixed = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
         let mut others = other.iter();
         for &(ts, price, volume) in &history {
             if let Some(&(ots, oprice, ovolume)) = others.next() {
@@ -229,14 +236,14 @@ proptest! {
     fn replay_from_rebuilds_the_state_bit_for_bit(history in history_strategy(), cut in 0usize..120) {
         let window_ms = 2_000;
         let cut = cut.min(history.len());
-        let mut original = RollingStats::new(RollingConfig { window_ms });
+        let mut original = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
         let mut accepted = Vec::new();
         for &(ts, price, volume) in &history[..cut] {
             if !original.update(&tick("S", ts, price, volume)).late {
                 accepted.push((ts, price, volume));
             }
         }
-        let mut restarted = RollingStats::new(RollingConfig { window_ms });
+        let mut restarted = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
         if let Some(from) = original.replay_from("S") {
             for &(ts, price, volume) in accepted.iter().filter(|t| t.0 >= from) {
                 restarted.update(&tick("S", ts, price, volume));
@@ -262,7 +269,7 @@ proptest! {
         z in proptest::option::of(-100f64..100.0),
         anomaly in any::<bool>(),
     ) {
-        let enrichment = Enrichment { sma, count, vwap: sma, prev_mean, prev_std, prev_count, late };
+        let enrichment = Enrichment { sma, count, vwap: sma, prev_mean, prev_std, prev_count, late, ..Default::default() };
         let record = br#"{"symbol":"ES","ts":1,"price":2.5,"volume":3}"#;
         let mut enriched = Vec::new();
         prop_assert!(enrichment.write_onto(record, &mut enriched));
@@ -271,5 +278,159 @@ proptest! {
         let mut one_pass = Vec::new();
         prop_assert!(enrichment.write_scored_onto(record, z, anomaly, &mut one_pass));
         prop_assert_eq!(one_pass, two_steps);
+    }
+}
+
+/// The return rule (spec: "Z-score on returns") by brute force: each accepted tick's log
+/// return, then two-pass moments over the previous window's returns.
+fn brute_force_returns(history: &[(i64, f64, u64)], window_ms: i64) -> Vec<ReturnStats> {
+    let mut out = Vec::new();
+    let mut accepted: Vec<(i64, Option<f64>)> = Vec::new();
+    let mut last_price: Option<f64> = None;
+    for &(t, p, _) in history {
+        if accepted.last().is_some_and(|last| t < last.0) {
+            out.push(ReturnStats::default());
+            continue;
+        }
+        let ret = last_price.map(|last| p.ln() - last.ln());
+        last_price = Some(p);
+        let prev: Vec<f64> = accepted
+            .iter()
+            .filter(|e| t - window_ms <= e.0 && e.0 < t)
+            .filter_map(|e| e.1)
+            .collect();
+        accepted.push((t, ret));
+        let n = prev.len();
+        let mean = (n > 0).then(|| prev.iter().sum::<f64>() / n as f64);
+        let std = (n >= 2).then(|| {
+            let m = mean.unwrap();
+            (prev.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt()
+        });
+        out.push(ReturnStats {
+            ret,
+            prev_mean: mean,
+            prev_std: std,
+            prev_count: Some(n as u64),
+        });
+    }
+    out
+}
+
+fn returns_config(window_ms: i64) -> RollingConfig {
+    RollingConfig {
+        window_ms,
+        basis: Basis::Return,
+    }
+}
+
+#[test]
+fn returns_follow_the_previous_non_late_tick() {
+    let mut stats = RollingStats::new(returns_config(60_000));
+    let first = stats.update(&tick("S", 1_000, 100.0, 1));
+    assert_eq!(
+        first.returns,
+        Some(ReturnStats {
+            ret: None,
+            prev_mean: None,
+            prev_std: None,
+            prev_count: Some(0)
+        })
+    );
+    let second = stats.update(&tick("S", 2_000, 110.0, 1)).returns.unwrap();
+    assert!((second.ret.unwrap() - (1.1f64).ln()).abs() < 1e-15);
+    // The first tick's null return is not counted.
+    assert_eq!(second.prev_count, Some(0));
+    // A late tick has null statistics and is not the base of the next return.
+    let late = stats.update(&tick("S", 1_500, 50.0, 1));
+    assert!(late.late);
+    assert_eq!(late.returns, Some(ReturnStats::default()));
+    // Same timestamp: its return is against the previous tick, and it sees the same window.
+    let tie = stats.update(&tick("S", 2_000, 121.0, 1)).returns.unwrap();
+    assert!((tie.ret.unwrap() - (1.1f64).ln()).abs() < 1e-15);
+    assert_eq!(tie.prev_count, Some(0));
+    let next = stats.update(&tick("S", 3_000, 121.0, 1)).returns.unwrap();
+    assert_eq!(next.ret, Some(0.0));
+    assert_eq!(next.prev_count, Some(2));
+    assert!((next.prev_mean.unwrap() - (1.1f64).ln()).abs() < 1e-15);
+    assert_eq!(next.prev_std, Some(0.0));
+}
+
+#[test]
+fn price_basis_writes_no_return_fields() {
+    let mut stats = RollingStats::new(RollingConfig::default());
+    let enrichment = stats.update(&tick("S", 1_000, 100.0, 1));
+    assert_eq!(enrichment.returns, None);
+    let mut out = Vec::new();
+    assert!(enrichment.write_onto(br#"{"symbol":"S"}"#, &mut out));
+    assert!(!String::from_utf8(out).unwrap().contains("ret"));
+}
+
+#[test]
+fn return_basis_writes_the_return_fields_before_late() {
+    let mut stats = RollingStats::new(returns_config(60_000));
+    stats.update(&tick("S", 1_000, 100.0, 1));
+    let enrichment = stats.update(&tick("S", 2_000, 100.0, 1));
+    let mut out = Vec::new();
+    assert!(enrichment.write_onto(br#"{"symbol":"S"}"#, &mut out));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"symbol":"S","sma":100.0,"count":2,"vwap":100.0,"prev_mean":100.0,"prev_std":null,"prev_count":1,"ret":0.0,"ret_prev_mean":null,"ret_prev_std":null,"ret_prev_count":0,"late":false}"#
+    );
+}
+
+#[test]
+fn basis_parameter() {
+    let param = |value: &'static str| move |name: &str| (name == "basis").then_some(value);
+    assert_eq!(
+        RollingConfig::from_params(param("return")).unwrap().basis,
+        Basis::Return
+    );
+    assert_eq!(
+        RollingConfig::from_params(param("price")).unwrap().basis,
+        Basis::Price
+    );
+    assert_eq!(
+        RollingConfig::from_params(|_| None).unwrap().basis,
+        Basis::Price
+    );
+    let err = RollingConfig::from_params(param("log")).unwrap_err();
+    assert!(err.to_string().contains("basis"), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn returns_match_brute_force(history in history_strategy()) {
+        let window_ms = 2_000;
+        let mut stats = RollingStats::new(returns_config(window_ms));
+        let mut prices = RollingStats::new(RollingConfig { window_ms, ..Default::default() });
+        let expected = brute_force_returns(&history, window_ms);
+        for (i, &(ts, price, volume)) in history.iter().enumerate() {
+            let got = stats.update(&tick("S", ts, price, volume));
+            // The price statistics are those of basis=price, bit for bit.
+            let price_only = prices.update(&tick("S", ts, price, volume));
+            prop_assert_eq!(Enrichment { returns: None, ..got }, price_only);
+            let got = got.returns.unwrap();
+            let want = expected[i];
+            prop_assert_eq!(got.prev_count, want.prev_count, "tick {}", i);
+            prop_assert!(close(got.ret, want.ret, 1e-12, 1.0), "ret {} {:?} {:?}", i, got, want);
+            prop_assert!(close(got.prev_mean, want.prev_mean, 1e-12, 1.0), "mean {} {:?} {:?}", i, got, want);
+            prop_assert!(close(got.prev_std, want.prev_std, 1e-9, 1e-9), "std {} {:?} {:?}", i, got, want);
+        }
+    }
+
+    #[test]
+    fn returns_do_not_depend_on_other_symbols(history in history_strategy(), other in history_strategy()) {
+        let mut alone = RollingStats::new(returns_config(2_000));
+        let mut mixed = RollingStats::new(returns_config(2_000));
+        let mut others = other.iter();
+        for &(ts, price, volume) in &history {
+            if let Some(&(ots, oprice, ovolume)) = others.next() {
+                mixed.update(&tick("OTHER", ots, oprice, ovolume));
+            }
+            prop_assert_eq!(
+                alone.update(&tick("S", ts, price, volume)),
+                mixed.update(&tick("S", ts, price, volume))
+            );
+        }
     }
 }
