@@ -6,19 +6,11 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, repo_root, stderr, SAME_OUTPUTS};
-
-fn stockstream_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockstream"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the stockstream binary runs")
-}
+use common::{check_with_python, repo_root, stderr, stockstream_in, SAME_OUTPUTS};
 
 fn run_args<'a>(input: &'a str, outputs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![

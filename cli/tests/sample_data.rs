@@ -6,17 +6,9 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{check_with_python, python, repo_root, stderr};
-
-fn stockstream_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stockstream"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the stockstream binary runs")
-}
+use common::{check_with_python, python, repo_root, stderr, stockstream_in};
 
 fn parquet_files(dir: &Path) -> usize {
     let mut count = 0;

@@ -618,16 +618,7 @@ impl Hub {
     /// The latest `limit` alerts (of `symbol`, or all), oldest first.
     pub fn alerts(&self, symbol: Option<&str>, limit: usize) -> Vec<AlertView> {
         let state = self.state.lock().expect("not poisoned");
-        let mut rows: Vec<AlertView> = state
-            .alerts
-            .iter()
-            .rev()
-            .filter(|a| symbol.is_none_or(|s| &*a.symbol == s))
-            .take(limit)
-            .cloned()
-            .collect();
-        rows.reverse();
-        rows
+        latest(&state.alerts, |a| &a.symbol, symbol, limit)
     }
 
     pub fn kpi_message(&self) -> String {
@@ -714,17 +705,26 @@ impl Hub {
     /// The latest `limit` anomalies (of `symbol`, or all), oldest first.
     pub fn anomalies(&self, symbol: Option<&str>, limit: usize) -> Vec<AnomalyRow> {
         let state = self.state.lock().expect("not poisoned");
-        let mut rows: Vec<AnomalyRow> = state
-            .anomalies
-            .iter()
-            .rev()
-            .filter(|a| symbol.is_none_or(|s| &*a.symbol == s))
-            .take(limit)
-            .cloned()
-            .collect();
-        rows.reverse();
-        rows
+        latest(&state.anomalies, |a| &a.symbol, symbol, limit)
     }
+}
+
+/// The newest `limit` rows (of `symbol`, or all) of a list kept oldest first, oldest first.
+fn latest<T: Clone>(
+    rows: &VecDeque<T>,
+    symbol_of: impl Fn(&T) -> &str,
+    symbol: Option<&str>,
+    limit: usize,
+) -> Vec<T> {
+    let mut picked: Vec<T> = rows
+        .iter()
+        .rev()
+        .filter(|row| symbol.is_none_or(|s| symbol_of(row) == s))
+        .take(limit)
+        .cloned()
+        .collect();
+    picked.reverse();
+    picked
 }
 
 /// Counts a connected client while it lives.

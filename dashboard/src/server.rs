@@ -231,6 +231,17 @@ async fn symbols(State(state): State<AppState>) -> Json<Vec<Arc<str>>> {
 }
 
 /// `?limit=N` (default 500, at most [`MAX_HISTORY`]), or the message for a bad one.
+/// `?symbol=&limit=` applied to one of the hub's lists, as JSON; 400 for a bad limit.
+fn latest_json<T: serde::Serialize>(
+    params: &HashMap<String, String>,
+    rows: impl FnOnce(Option<&str>, usize) -> Vec<T>,
+) -> Response {
+    match limit(params) {
+        Ok(limit) => Json(rows(params.get("symbol").map(String::as_str), limit)).into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
 fn limit(params: &HashMap<String, String>) -> Result<usize, String> {
     match params.get("limit") {
         None => Ok(500),
@@ -258,30 +269,14 @@ async fn history_anomalies(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    match limit(&params) {
-        Ok(limit) => Json(
-            state
-                .hub
-                .anomalies(params.get("symbol").map(String::as_str), limit),
-        )
-        .into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
-    }
+    latest_json(&params, |symbol, limit| state.hub.anomalies(symbol, limit))
 }
 
 async fn alerts(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    match limit(&params) {
-        Ok(limit) => Json(
-            state
-                .hub
-                .alerts(params.get("symbol").map(String::as_str), limit),
-        )
-        .into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
-    }
+    latest_json(&params, |symbol, limit| state.hub.alerts(symbol, limit))
 }
 
 async fn metrics_page(State(state): State<AppState>) -> Response {

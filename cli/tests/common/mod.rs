@@ -19,9 +19,14 @@ pub fn shared_vectors() -> PathBuf {
 
 /// Runs `stockstream` with `args` from the repository root.
 pub fn stockstream(args: &[&str]) -> Output {
+    stockstream_in(&repo_root(), args)
+}
+
+/// Runs `stockstream` with `args` from `dir`.
+pub fn stockstream_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stockstream"))
         .args(args)
-        .current_dir(repo_root())
+        .current_dir(dir)
         .output()
         .expect("the stockstream binary runs")
 }
