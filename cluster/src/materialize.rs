@@ -27,6 +27,16 @@
 //!   derived partition (its end offset says how many); they are written to files but not
 //!   produced again;
 //! - files: parts of an unfinished commit are deleted and written again.
+//!
+//! **Alerts.** Each partition's anomalies are grouped into alerts
+//! (`stockstream_core::episodes`) as they come off the anomalies lane; a closed alert is
+//! written to `outputs/alerts/` and produced to partition p of stock-alerts. The clock that
+//! closes an alert is the newest anomaly's time in that partition, not the enriched lane's: the
+//! lanes run at their own pace, so only the anomalies lane's own sequence makes the closed
+//! alerts, and their order, a function of the partition's input, which the produced-count
+//! bookkeeping above needs. (An alert in a partition with no later anomaly stays open until one
+//! comes; `stockstream run` closes on every tick's time.) The open alerts and that clock are in
+//! the checkpoint, so a restart goes on growing them without replaying anything.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,10 +57,12 @@ use fluvio_future::timer::sleep;
 use futures_util::future::{select, Either};
 use futures_util::stream::{select_all, Stream as FuturesStream, StreamExt};
 use serde::{Deserialize, Serialize};
+use stockstream_core::episodes::{Episode, Episodes, FlaggedTick, DEFAULT_COOLDOWN_MS};
+use stockstream_pipeline::alerts::{alert_json, OpenAlert};
 use stockstream_pipeline::checkpoint::{load_json, save_json};
 use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock, Staged};
 use stockstream_pipeline::dates::partition_dir;
-use stockstream_pipeline::outputs::{parse_rows, Partitioned};
+use stockstream_pipeline::outputs::{parse_rows, AlertRow, Partitioned, Rows};
 use stockstream_pipeline::run::write_parquet_files;
 use stockstream_pipeline::Stream;
 use stockstream_runner::ChainSpec;
@@ -77,6 +89,8 @@ pub struct MaterializeConfig {
     /// Stop once every lane has been quiet this long (for batch jobs and tests); run until
     /// asked to stop when `None`.
     pub idle_exit: Option<Duration>,
+    /// A symbol's anomalies at most this far apart (event time) are one alert.
+    pub alert_cooldown_ms: i64,
 }
 
 impl MaterializeConfig {
@@ -88,6 +102,7 @@ impl MaterializeConfig {
             commit_records: 100_000,
             commit_interval: Duration::from_secs(5),
             idle_exit: None,
+            alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
         }
     }
 }
@@ -112,6 +127,28 @@ struct Checkpoint {
     /// Rows written per stream.
     rows: BTreeMap<String, u64>,
     files: u64,
+    /// Per partition: the alert grouping's state.
+    #[serde(default)]
+    alerts: Vec<AlertLaneState>,
+}
+
+/// Where a partition's alert grouping stands after a commit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct AlertLaneState {
+    /// Closed alerts put in the partition of stock-alerts.
+    produced: u64,
+    /// Newest anomaly time seen (the clock that closes alerts).
+    watermark: Option<i64>,
+    open: Vec<OpenAlert>,
+}
+
+/// A partition's alert grouping.
+struct AlertLane {
+    episodes: Episodes,
+    state: AlertLaneState,
+    /// Closed alerts still to come that stock-alerts already holds.
+    already: u64,
+    producer: TopicProducerPool,
 }
 
 /// What a run did, for its closing line.
@@ -132,7 +169,7 @@ pub struct Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let list = |map: &BTreeMap<&'static str, u64>| {
-            Stream::ALL
+            Stream::OUTPUTS
                 .iter()
                 .map(|s| format!("{} {}", map.get(s.name()).copied().unwrap_or(0), s.name()))
                 .collect::<Vec<_>>()
@@ -197,10 +234,14 @@ pub async fn materialize(
         root.display()
     );
     let specs = load_chains(&config.transforms_dir)?;
-    let fingerprints: BTreeMap<String, String> = specs
+    let mut fingerprints: BTreeMap<String, String> = specs
         .iter()
         .map(|(stream, spec)| (stream.name().to_owned(), fingerprint(spec)))
         .collect();
+    fingerprints.insert(
+        Stream::Alerts.name().to_owned(),
+        format!("cooldown {} ms", config.alert_cooldown_ms),
+    );
     let partitions = topic_partitions(fluvio, &config.raw_topic).await?;
     for (_, topic) in topics::DERIVED {
         let have = topic_partitions(fluvio, topic).await?;
@@ -249,9 +290,10 @@ pub async fn materialize(
             lanes: BTreeMap::new(),
             rows: BTreeMap::new(),
             files: 0,
+            alerts: Vec::new(),
         },
     };
-    let dirs: Vec<PathBuf> = Stream::ALL.iter().map(|s| root.join(s.dir())).collect();
+    let dirs: Vec<PathBuf> = Stream::OUTPUTS.iter().map(|s| root.join(s.dir())).collect();
     let orphans = remove_orphans(&dirs, committed.commits)?;
     if orphans > 0 {
         tracing::info!("removed {orphans} file(s) of an unfinished commit");
@@ -353,11 +395,49 @@ pub async fn materialize(
         }
     }
 
+    let mut alert_lanes = Vec::new();
+    let alerts_topic = topics::derived(Stream::Alerts);
+    for partition in 0..partitions {
+        let state = committed
+            .alerts
+            .get(partition as usize)
+            .cloned()
+            .unwrap_or_default();
+        let end = end_offset(fluvio, alerts_topic, partition).await?;
+        anyhow::ensure!(
+            end >= state.produced,
+            "partition {partition} of {alerts_topic} ends at {end}, before the {} alerts committed to it: was the topic recreated? Start over with a new --outputs",
+            state.produced
+        );
+        report.already_produced += end - state.produced;
+        alert_lanes.push(AlertLane {
+            episodes: Episodes::with_open(
+                config.alert_cooldown_ms,
+                state.open.iter().map(Episode::from),
+            ),
+            already: end - state.produced,
+            state,
+            producer: fluvio
+                .topic_producer_with_config(
+                    alerts_topic,
+                    TopicProducerConfigBuilder::default()
+                        .partitioner(Arc::new(FixedPartition(partition)))
+                        .build()
+                        .context("producer settings")?,
+                )
+                .await
+                .with_context(|| format!("cannot produce to {alerts_topic}"))?,
+        });
+    }
+
     let mut commits = Committer {
         root: root.clone(),
         checkpoint_path,
         committed,
-        rows: Stream::ALL.iter().map(|s| Partitioned::new(*s)).collect(),
+        rows: Stream::OUTPUTS
+            .iter()
+            .map(|s| Partitioned::new(*s))
+            .collect(),
         outputs: Vec::new(),
         records: 0,
         last: Instant::now(),
@@ -426,6 +506,41 @@ pub async fn materialize(
                             })?;
                     commits.outputs.push(output);
                 }
+                if let (Stream::Anomalies, Rows::Ticks(anomalies)) = (lane.stream, &rows) {
+                    let alerts = &mut alert_lanes[lane.partition as usize];
+                    let mut closed = Vec::new();
+                    for row in anomalies {
+                        let Some(z) = row.z else { continue };
+                        let tick = FlaggedTick {
+                            ts: row.ts,
+                            price: row.price,
+                            z,
+                        };
+                        closed.extend(alerts.episodes.observe(&row.symbol, tick).closed);
+                        let watermark = alerts.state.watermark.map_or(row.ts, |w| w.max(row.ts));
+                        alerts.state.watermark = Some(watermark);
+                        closed.extend(alerts.episodes.close_before(watermark));
+                    }
+                    for alert in closed {
+                        alerts.state.produced += 1;
+                        *report.records.entry(Stream::Alerts.name()).or_default() += 1;
+                        if alerts.already > 0 {
+                            alerts.already -= 1;
+                        } else {
+                            let output = alerts
+                                .producer
+                                .send(
+                                    RecordKey::from(alert.symbol.as_bytes().to_vec()),
+                                    alert_json(&alert, false),
+                                )
+                                .await
+                                .with_context(|| format!("producing to {alerts_topic}"))?;
+                            commits.outputs.push(output);
+                        }
+                        commits.rows[Stream::Alerts.index()]
+                            .push(Rows::Alerts(vec![AlertRow::from(&alert)]));
+                    }
+                }
                 commits.rows[lane.stream.index()].push(rows);
                 commits.records += 1;
                 commits.records >= config.commit_records
@@ -437,12 +552,12 @@ pub async fn materialize(
             }
         };
         if due {
-            commits.commit(&lanes).await?;
+            commits.commit(&lanes, &alert_lanes).await?;
         }
     }
     // What was handled before a failure is consistent: commit it, then report the failure.
     if commits.records > 0 || commits.committed.commits == 0 {
-        commits.commit(&lanes).await?;
+        commits.commit(&lanes, &alert_lanes).await?;
     }
     if let Some(failure) = failure {
         return Err(failure);
@@ -469,12 +584,18 @@ struct Committer {
 impl Committer {
     /// Makes everything pending durable: the derived records acknowledged, the files
     /// published, then the checkpoint.
-    async fn commit(&mut self, lanes: &[Lane]) -> anyhow::Result<()> {
+    async fn commit(&mut self, lanes: &[Lane], alert_lanes: &[AlertLane]) -> anyhow::Result<()> {
         for lane in lanes {
             lane.producer
                 .flush()
                 .await
                 .with_context(|| format!("flushing {}", topics::derived(lane.stream)))?;
+        }
+        for lane in alert_lanes {
+            lane.producer
+                .flush()
+                .await
+                .with_context(|| format!("flushing {}", topics::derived(Stream::Alerts)))?;
         }
         for output in self.outputs.drain(..) {
             output
@@ -512,6 +633,13 @@ impl Committer {
             debug_assert_eq!(list.len(), lane.partition as usize);
             list.push(lane.position.clone());
         }
+        next.alerts = alert_lanes
+            .iter()
+            .map(|lane| AlertLaneState {
+                open: lane.episodes.open().map(OpenAlert::from).collect(),
+                ..lane.state.clone()
+            })
+            .collect();
         save_json(&next, &self.checkpoint_path)?;
         self.committed = next;
         self.records = 0;

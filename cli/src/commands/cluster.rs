@@ -72,6 +72,9 @@ pub struct MaterializeArgs {
     /// it, run until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     idle_exit: Option<Duration>,
+    /// A symbol's anomalies at most this far apart in event time form one alert (a duration).
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = super::run::parse_cooldown)]
+    alert_cooldown: i64,
 }
 
 pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
@@ -84,6 +87,7 @@ pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
     config.idle_exit = args.idle_exit;
+    config.alert_cooldown_ms = args.alert_cooldown;
     let target = args.fluvio.target();
     let report = run_block_on(async {
         let fluvio = connect(&target).await?;
