@@ -228,6 +228,42 @@ cp = json.load(open(f"{mat}/_materialize.json"))
 print("commits", cp["commits"])
 "#;
 
+/// The alerts materialize closed are the run's, row for row: the same ids, in the same order,
+/// with the same fields. The run closes on every tick's time and a partition's anomalies lane
+/// only on the next anomaly's, so the run may have closed more at the end, never fewer.
+/// argv: run dir, materialized dir, the stock-alerts topic as JSON lines.
+const SAME_ALERTS: &str = r#"
+import sys, glob, json
+import pyarrow as pa, pyarrow.parquet as pq
+run, mat, topic = sys.argv[1], sys.argv[2], sys.argv[3]
+def rows(root):
+    files = sorted(glob.glob(f"{root}/alerts/**/part-*.parquet", recursive=True))
+    return sorted((r for f in files for r in pq.read_table(f).to_pylist()), key=lambda r: (r["start_ts"], r["symbol"]))
+a, b = rows(run), rows(mat)
+assert b, "materialize closed no alert"
+ids = {r["id"]: r for r in a}
+for r in b:
+    assert r["id"] in ids, f"alert {r['id']} is not one the run closed"
+    assert r == ids[r["id"]], f"{r} vs {ids[r['id']]}"
+produced = [json.loads(l) for l in open(topic) if l.strip()]
+assert len(produced) == len(b), f"{len(produced)} alerts in stock-alerts, {len(b)} in the files"
+assert len({p["id"] for p in produced}) == len(produced), "an alert was produced twice"
+assert {p["id"] for p in produced} == {r["id"] for r in b}, "stock-alerts and the files differ"
+print("alerts", len(b), "of the run's", len(a), "match")
+"#;
+
+/// The alerts materialize closed match the run's, the files and stock-alerts.
+fn assert_alerts_match(cluster: &FluvioCluster, run: &Path, materialized: &Path, dir: &Path) {
+    let topic = dir.join("stock-alerts.jsonl");
+    fs::write(
+        &topic,
+        read_topic(cluster, "stock-alerts").join("\n") + "\n",
+    )
+    .unwrap();
+    let text = check_with_python(SAME_ALERTS, &[run, materialized, topic.as_path()]);
+    assert!(text.contains("match"), "{text}");
+}
+
 fn embedded_run(input: &Path, outputs: &Path) {
     ok(
         stockstream(&[
@@ -253,6 +289,7 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         "topic stock-enriched: created",
         "topic stock-anomalies: created",
         "topic stock-bars-5m: created",
+        "topic stock-alerts: created",
         "smartmodule stockstream/tick-filter@0.1.0: created",
         "smartmodule stockstream/rolling-stats@0.1.0: created",
         "smartmodule stockstream/zscore-anomaly@0.1.0: created",
@@ -263,7 +300,7 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         assert!(first.contains(name), "missing {name:?} in:\n{first}");
     }
     let second = setup(&cluster);
-    assert_eq!(second.matches(": unchanged").count(), 10, "{second}");
+    assert_eq!(second.matches(": unchanged").count(), 11, "{second}");
     assert!(!second.contains("created"), "{second}");
 
     // A module whose build changed is replaced; the others are left alone.
@@ -303,7 +340,7 @@ fn setup_creates_topics_and_modules_once_and_refuses_other_partitions() {
         replaced.contains("smartmodule stockstream/rolling-stats@0.1.0: replaced"),
         "{replaced}"
     );
-    assert_eq!(replaced.matches(": unchanged").count(), 9, "{replaced}");
+    assert_eq!(replaced.matches(": unchanged").count(), 10, "{replaced}");
 
     let other = stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]);
     assert!(!other.status.success());
@@ -363,6 +400,7 @@ fn materialize_equals_transform_and_run_and_drops_invalid_ticks_in_the_broker() 
     embedded_run(&input, &run);
     let text = check_with_python(SAME_ROWS, &[run.as_path(), outputs.as_path()]);
     assert!(text.contains("streaming_data/bars_5m"), "{text}");
+    assert_alerts_match(&cluster, &run, &outputs, dir.path());
 
     // Run again: nothing new, nothing duplicated.
     let again = stderr(&materialize(&cluster, &outputs, &[]));
@@ -482,6 +520,8 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     let run = dir.path().join("run");
     embedded_run(&input, &run);
     check_with_python(SAME_ROWS, &[run.as_path(), outputs.as_path()]);
+    // Across the stop and the kill -9, no alert is produced twice or lost.
+    assert_alerts_match(&cluster, &run, &outputs, dir.path());
 }
 
 /// The first `count` JSON lines a running command prints (60 s at most); then it is killed.
