@@ -204,3 +204,90 @@ fn bad_inputs_are_refused_with_their_reason() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("holds no"), "{}", stderr(&output));
 }
+
+/// Partition directory names under a stream's directory, relative to it.
+fn partition_dirs(stream_dir: &Path) -> Vec<String> {
+    let mut dirs = Vec::new();
+    let mut stack = vec![stream_dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let rel = dir.strip_prefix(stream_dir).unwrap();
+                dirs.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+#[test]
+fn partitions_follow_the_data_and_a_resume_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    let daily = tmp.path().join("daily");
+    let run = |outputs: &Path, extra: &[&str]| {
+        let mut args = vec!["run", "--no-dashboard", "--outputs", outputs.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        stockstream_in(&root, &args)
+    };
+
+    // Daily prices over 2000-2013: a partition per year, not one per trading day.
+    let output = run(&daily, &["--input", "data/stock_data.csv"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let years = partition_dirs(&daily.join("streaming_data/enriched"));
+    assert_eq!(years.len(), 14, "{years:?}");
+    assert!(years.iter().all(|d| d.len() == "date=2000".len()), "{years:?}");
+    assert!(parquet_files(&daily) <= 4 * 14, "{} files", parquet_files(&daily));
+    let checkpoint = fs::read_to_string(daily.join("_checkpoint.json")).unwrap();
+    assert!(checkpoint.contains(r#""partition": "year""#), "{checkpoint}");
+
+    // Another granularity on the same outputs is refused, before anything is written.
+    let output = run(&daily, &["--input", "data/stock_data.csv", "--partition", "day"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("partitioned by year (recorded in the checkpoint), not day"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(partition_dirs(&daily.join("streaming_data/enriched")), years);
+
+    // The intraday sample: days under auto; hours on request, over several commits, with the
+    // same rows.
+    let by_day = tmp.path().join("by-day");
+    let by_hour = tmp.path().join("by-hour");
+    let output = run(&by_day, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let days = partition_dirs(&by_day.join("anomalies"));
+    assert_eq!(days.len(), 19, "{days:?}");
+    let output = run(&by_hour, &["--partition", "hour", "--commit-records", "40000"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let hours = partition_dirs(&by_hour.join("anomalies"));
+    assert!(hours.len() > 19 * 5, "{hours:?}");
+    assert!(
+        hours.iter().all(|d| d.starts_with("date=2023-01-") && d.contains("/hour=")),
+        "{hours:?}"
+    );
+    // A resume under auto goes on by hour.
+    let output = run(&by_hour, &["--partition", "auto"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    check_with_python(
+        r#"
+import sys, pandas as pd, pyarrow.parquet as pq, glob
+day, hour = sys.argv[1], sys.argv[2]
+for stream in ["streaming_data/enriched", "anomalies", "streaming_data/bars_5m", "alerts"]:
+    def rows(root):
+        files = sorted(glob.glob(f"{root}/{stream}/**/part-*.parquet", recursive=True))
+        t = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+        return t.sort_values(list(t.columns), kind="mergesort").reset_index(drop=True)
+    a, b = rows(day), rows(hour)
+    assert len(a) > 0 and a.equals(b), (stream, len(a), len(b))
+print("same")
+"#,
+        &[&by_day, &by_hour],
+    );
+}

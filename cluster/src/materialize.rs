@@ -61,8 +61,8 @@ use stockstream_core::episodes::{Episode, Episodes, FlaggedTick, DEFAULT_COOLDOW
 use stockstream_pipeline::alerts::{alert_json, OpenAlert};
 use stockstream_pipeline::checkpoint::{load_json, save_json};
 use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock, Staged};
-use stockstream_pipeline::dates::partition_dir;
-use stockstream_pipeline::outputs::{parse_rows, AlertRow, Partitioned, Rows};
+use stockstream_pipeline::dates::{Granularity, PartitionBy};
+use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
 use stockstream_pipeline::run::write_parquet_files;
 use stockstream_pipeline::Stream;
 use stockstream_runner::ChainSpec;
@@ -91,6 +91,8 @@ pub struct MaterializeConfig {
     pub idle_exit: Option<Duration>,
     /// A symbol's anomalies at most this far apart (event time) are one alert.
     pub alert_cooldown_ms: i64,
+    /// Event-time granularity of the output partitions (kept by a resume).
+    pub partition: PartitionBy,
 }
 
 impl MaterializeConfig {
@@ -103,6 +105,7 @@ impl MaterializeConfig {
             commit_interval: Duration::from_secs(5),
             idle_exit: None,
             alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
+            partition: PartitionBy::Auto,
         }
     }
 }
@@ -130,6 +133,9 @@ struct Checkpoint {
     /// Per partition: the alert grouping's state.
     #[serde(default)]
     alerts: Vec<AlertLaneState>,
+    /// How the files are partitioned by event time (`None` until rows are first written).
+    #[serde(default = "stockstream_pipeline::dates::legacy_granularity")]
+    partition: Option<Granularity>,
 }
 
 /// Where a partition's alert grouping stands after a commit.
@@ -279,6 +285,12 @@ pub async fn materialize(
                     c.chains.get(name).map_or("none", String::as_str)
                 );
             }
+            if let Some(recorded) = c.partition {
+                config
+                    .partition
+                    .resume(recorded)
+                    .with_context(|| format!("cannot go on with {}", root.display()))?;
+            }
             c
         }
         None => Checkpoint {
@@ -291,6 +303,7 @@ pub async fn materialize(
             rows: BTreeMap::new(),
             files: 0,
             alerts: Vec::new(),
+            partition: None,
         },
     };
     let dirs: Vec<PathBuf> = Stream::OUTPUTS.iter().map(|s| root.join(s.dir())).collect();
@@ -438,6 +451,7 @@ pub async fn materialize(
             .iter()
             .map(|s| Partitioned::new(*s))
             .collect(),
+        partition: config.partition,
         outputs: Vec::new(),
         records: 0,
         last: Instant::now(),
@@ -573,6 +587,7 @@ struct Committer {
     checkpoint_path: PathBuf,
     committed: Checkpoint,
     rows: Vec<Partitioned>,
+    partition: PartitionBy,
     /// Acknowledgements of the derived records sent since the last commit.
     outputs: Vec<ProduceOutput>,
     records: u64,
@@ -607,13 +622,17 @@ impl Committer {
         let mut staged = Staged::default();
         let mut files = Vec::new();
         let mut next = self.committed.clone();
+        next.partition = decide_granularity(self.committed.partition, self.partition, &self.rows);
         for partitioned in self.rows.iter_mut() {
             let stream = partitioned.stream;
-            *next.rows.entry(stream.name().to_owned()).or_default() += partitioned.rows as u64;
+            *next.rows.entry(stream.name().to_owned()).or_default() += partitioned.len() as u64;
+            let Some(granularity) = next.partition else {
+                break;
+            };
             let dir = self.root.join(stream.dir());
-            for (day, rows) in partitioned.take() {
+            for (key, rows) in partitioned.take(granularity) {
                 let path =
-                    dir.join(partition_dir(day))
+                    dir.join(granularity.dir(key))
                         .join(part_name(number, number + 1, "parquet"));
                 let out = staged
                     .create(path.clone())

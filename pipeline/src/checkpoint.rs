@@ -73,6 +73,10 @@ pub struct Checkpoint {
     /// Alerts still open at this commit: a restart goes on growing them.
     #[serde(default)]
     pub open_alerts: Vec<crate::alerts::OpenAlert>,
+    /// How the files are partitioned by event time; `None` until the first rows are written
+    /// (`--partition auto` decides then). A resume keeps it.
+    #[serde(default = "crate::dates::legacy_granularity")]
+    pub partition: Option<crate::dates::Granularity>,
     pub counts: Counts,
 }
 

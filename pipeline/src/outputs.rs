@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use stockstream_core::episodes::Episode;
 use stockstream_core::json::{ObjectFields, Value};
 
-use crate::dates::day_of;
+use crate::dates::{Granularity, PartitionBy};
 
 /// One derived stream: a chain and the directory its Parquet files go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -363,70 +363,88 @@ pub fn parse_rows<'a>(
     })
 }
 
-/// Rows waiting for the next commit, by date partition (UTC day of the tick's `ts`, or of the
-/// bar's `window_start`), in arrival order within each.
+/// Rows waiting for the next commit, in arrival order; split by event-time partition
+/// (the tick's `ts`, the bar's `window_start`, the alert's `start_ts`) when committed.
 #[derive(Debug)]
 pub struct Partitioned {
     pub stream: Stream,
-    pub by_day: BTreeMap<i64, Rows>,
-    pub rows: usize,
+    pending: Rows,
 }
 
 impl Partitioned {
     pub fn new(stream: Stream) -> Self {
         Self {
             stream,
-            by_day: BTreeMap::new(),
-            rows: 0,
+            pending: Rows::empty_for(stream),
         }
+    }
+
+    /// Rows waiting.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 
     pub fn push(&mut self, rows: Rows) {
-        self.rows += rows.len();
-        match rows {
-            Rows::Ticks(rows) => {
-                for row in rows {
-                    match self
-                        .by_day
-                        .entry(day_of(row.ts))
-                        .or_insert_with(|| Rows::Ticks(Vec::new()))
-                    {
-                        Rows::Ticks(list) => list.push(row),
-                        _ => unreachable!("one stream holds one kind of row"),
-                    }
-                }
-            }
-            Rows::Bars(rows) => {
-                for row in rows {
-                    match self
-                        .by_day
-                        .entry(day_of(row.window_start))
-                        .or_insert_with(|| Rows::Bars(Vec::new()))
-                    {
-                        Rows::Bars(list) => list.push(row),
-                        _ => unreachable!("one stream holds one kind of row"),
-                    }
-                }
-            }
-            Rows::Alerts(rows) => {
-                for row in rows {
-                    match self
-                        .by_day
-                        .entry(day_of(row.start_ts))
-                        .or_insert_with(|| Rows::Alerts(Vec::new()))
-                    {
-                        Rows::Alerts(list) => list.push(row),
-                        _ => unreachable!("one stream holds one kind of row"),
-                    }
-                }
-            }
+        match (&mut self.pending, rows) {
+            (Rows::Ticks(list), Rows::Ticks(rows)) => list.extend(rows),
+            (Rows::Bars(list), Rows::Bars(rows)) => list.extend(rows),
+            (Rows::Alerts(list), Rows::Alerts(rows)) => list.extend(rows),
+            _ => unreachable!("one stream holds one kind of row"),
         }
     }
 
-    pub fn take(&mut self) -> BTreeMap<i64, Rows> {
-        self.rows = 0;
-        std::mem::take(&mut self.by_day)
+    /// Earliest and latest event time waiting.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        fn span<T>(rows: &[T], time: impl Fn(&T) -> i64) -> Option<(i64, i64)> {
+            rows.iter().map(time).fold(None, |acc, t| {
+                Some(acc.map_or((t, t), |(lo, hi): (i64, i64)| (lo.min(t), hi.max(t))))
+            })
+        }
+        match &self.pending {
+            Rows::Ticks(rows) => span(rows, |r| r.ts),
+            Rows::Bars(rows) => span(rows, |r| r.window_start),
+            Rows::Alerts(rows) => span(rows, |r| r.start_ts),
+        }
     }
+
+    /// Everything waiting, by partition key of `granularity`, in arrival order within each.
+    pub fn take(&mut self, granularity: Granularity) -> BTreeMap<i64, Rows> {
+        fn split<T>(
+            rows: Vec<T>,
+            key: impl Fn(&T) -> i64,
+            wrap: fn(Vec<T>) -> Rows,
+        ) -> BTreeMap<i64, Rows> {
+            let mut parts: BTreeMap<i64, Vec<T>> = BTreeMap::new();
+            for row in rows {
+                parts.entry(key(&row)).or_default().push(row);
+            }
+            parts.into_iter().map(|(k, rows)| (k, wrap(rows))).collect()
+        }
+        match std::mem::replace(&mut self.pending, Rows::empty_for(self.stream)) {
+            Rows::Ticks(rows) => split(rows, |r| granularity.key(r.ts), Rows::Ticks),
+            Rows::Bars(rows) => split(rows, |r| granularity.key(r.window_start), Rows::Bars),
+            Rows::Alerts(rows) => split(rows, |r| granularity.key(r.start_ts), Rows::Alerts),
+        }
+    }
+}
+
+/// The granularity of this commit: the recorded one, else the one `partition` picks from the
+/// densest stream waiting (None while nothing waits).
+pub fn decide_granularity(
+    recorded: Option<Granularity>,
+    partition: PartitionBy,
+    pending: &[Partitioned],
+) -> Option<Granularity> {
+    if recorded.is_some() {
+        return recorded;
+    }
+    let densest = pending.iter().max_by_key(|p| p.len())?;
+    let (lo, hi) = densest.span()?;
+    Some(partition.choose(densest.len() as u64, hi.saturating_sub(lo)))
 }
 
 #[cfg(test)]

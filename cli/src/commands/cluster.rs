@@ -9,6 +9,7 @@ use fluvio_future::task::run_block_on;
 use stockstream_cluster::materialize::{materialize, MaterializeConfig};
 use stockstream_cluster::setup::{setup, SetupConfig};
 use stockstream_cluster::{connect, topics};
+use stockstream_pipeline::dates::PartitionBy;
 
 use super::run::{
     default_path, install_stop_signals, parse_interval, workspace, DEFAULT_TRANSFORMS,
@@ -75,6 +76,9 @@ pub struct MaterializeArgs {
     /// A symbol's anomalies at most this far apart in event time form one alert (a duration).
     #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = super::run::parse_cooldown)]
     alert_cooldown: i64,
+    /// Event-time partitions of the output files: hour, day, month, year, or auto (as `run`).
+    #[arg(long, default_value = "auto", value_name = "GRANULARITY")]
+    partition: PartitionBy,
 }
 
 pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
@@ -88,6 +92,7 @@ pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     config.commit_interval = args.commit_interval;
     config.idle_exit = args.idle_exit;
     config.alert_cooldown_ms = args.alert_cooldown;
+    config.partition = args.partition;
     let target = args.fluvio.target();
     let report = run_block_on(async {
         let fluvio = connect(&target).await?;

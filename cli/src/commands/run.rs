@@ -13,6 +13,7 @@ use clap::Args;
 use stockstream_bridge::BridgeConfig;
 use stockstream_dashboard::{Dashboard, DashboardConfig, RunCounts};
 use stockstream_pipeline::alerts::webhook::WebhookConfig;
+use stockstream_pipeline::dates::PartitionBy;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{Source, Speed};
 use stockstream_runner::WasmLocator;
@@ -92,6 +93,11 @@ pub struct PipelineArgs {
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
     commit_interval: Duration,
+    /// Event-time partitions of the output files: hour, day, month or year; `auto` picks day,
+    /// month or year at the first commit so that a partition holds about a thousand rows or
+    /// more. Kept in the checkpoint: a resume goes on with it.
+    #[arg(long, default_value = "auto", value_name = "GRANULARITY")]
+    partition: PartitionBy,
     /// A symbol's anomalies at most this far apart in event time form one alert (a duration).
     #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = parse_cooldown, help_heading = "Alerts")]
     alert_cooldown: i64,
@@ -367,6 +373,7 @@ pub fn run_pipeline(
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
     config.alert_cooldown_ms = args.alert_cooldown;
+    config.partition = args.partition;
     config.alert_webhook = args
         .alert_webhook
         .as_deref()

@@ -39,6 +39,7 @@ use stockstream_core::episodes::{Episode, Episodes, DEFAULT_COOLDOWN_MS};
 use crate::alerts::webhook::{self, Delivery, WebhookConfig, WebhookSender};
 use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{self, DirLock};
+use crate::dates::PartitionBy;
 use crate::dashboard::{DashboardFeed, FeedStats};
 use crate::outputs::{Partitioned, Stream};
 use crate::source::{self, Source, Speed};
@@ -79,6 +80,8 @@ pub struct RunConfig {
     pub alert_cooldown_ms: i64,
     /// POST each closed alert here.
     pub alert_webhook: Option<WebhookConfig>,
+    /// Event-time granularity of the output partitions (kept by a resume).
+    pub partition: PartitionBy,
 }
 
 impl RunConfig {
@@ -101,6 +104,7 @@ impl RunConfig {
             dashboard: None,
             alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
             alert_webhook: None,
+            partition: PartitionBy::Auto,
         }
     }
 }
@@ -248,6 +252,12 @@ pub fn run(
             }
         }
     }
+    if let Some(recorded) = previous.as_ref().and_then(|c| c.partition) {
+        config
+            .partition
+            .resume(recorded)
+            .with_context(|| format!("cannot go on with {}", root.display()))?;
+    }
     if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
         anyhow::bail!(
             "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
@@ -335,6 +345,7 @@ pub fn run(
                 finished: false,
                 counts: Counts::default(),
                 open_alerts: Vec::new(),
+                partition: None,
             }),
             pending: Stream::OUTPUTS.map(Partitioned::new),
             episodes: Episodes::with_open(

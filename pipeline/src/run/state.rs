@@ -20,8 +20,7 @@ use crate::alerts::{alert_json, OpenAlert};
 use crate::checkpoint::{Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{part_name, Staged};
 use crate::dashboard::{DerivedBatch, FeedStats};
-use crate::dates::partition_dir;
-use crate::outputs::{AlertRow, Partitioned, Rows, Stream};
+use crate::outputs::{decide_granularity, AlertRow, Partitioned, Rows, Stream};
 use crate::parquet_io::write_rows;
 use crate::source::Source;
 
@@ -193,13 +192,18 @@ impl State<'_> {
             return Ok(());
         }
         let mut staged = Staged::default();
+        let granularity =
+            decide_granularity(self.committed.partition, self.config.partition, &self.pending);
         if end > start {
             let mut files = Vec::new();
             for pending in &mut self.pending {
+                let Some(granularity) = granularity else {
+                    break;
+                };
                 let dir = self.root.join(pending.stream.dir());
-                for (day, rows) in pending.take() {
+                for (key, rows) in pending.take(granularity) {
                     let path = dir
-                        .join(partition_dir(day))
+                        .join(granularity.dir(key))
                         .join(part_name(start, end, "parquet"));
                     let out = staged
                         .create(path.clone())
@@ -263,6 +267,7 @@ impl State<'_> {
         }
         next.finished = finished;
         next.open_alerts = self.episodes.open().map(OpenAlert::from).collect();
+        next.partition = granularity;
         if let Source::Stream {
             journal: Some(journal),
             ..
