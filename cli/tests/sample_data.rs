@@ -231,7 +231,12 @@ fn partitions_follow_the_data_and_a_resume_keeps_them() {
     let root = repo_root();
     let daily = tmp.path().join("daily");
     let run = |outputs: &Path, extra: &[&str]| {
-        let mut args = vec!["run", "--no-dashboard", "--outputs", outputs.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            "--no-dashboard",
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         stockstream_in(&root, &args)
     };
@@ -241,20 +246,36 @@ fn partitions_follow_the_data_and_a_resume_keeps_them() {
     assert!(output.status.success(), "{}", stderr(&output));
     let years = partition_dirs(&daily.join("streaming_data/enriched"));
     assert_eq!(years.len(), 14, "{years:?}");
-    assert!(years.iter().all(|d| d.len() == "date=2000".len()), "{years:?}");
-    assert!(parquet_files(&daily) <= 4 * 14, "{} files", parquet_files(&daily));
+    assert!(
+        years.iter().all(|d| d.len() == "date=2000".len()),
+        "{years:?}"
+    );
+    assert!(
+        parquet_files(&daily) <= 4 * 14,
+        "{} files",
+        parquet_files(&daily)
+    );
     let checkpoint = fs::read_to_string(daily.join("_checkpoint.json")).unwrap();
-    assert!(checkpoint.contains(r#""partition": "year""#), "{checkpoint}");
+    assert!(
+        checkpoint.contains(r#""partition": "year""#),
+        "{checkpoint}"
+    );
 
     // Another granularity on the same outputs is refused, before anything is written.
-    let output = run(&daily, &["--input", "data/stock_data.csv", "--partition", "day"]);
+    let output = run(
+        &daily,
+        &["--input", "data/stock_data.csv", "--partition", "day"],
+    );
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("partitioned by year (recorded in the checkpoint), not day"),
         "{}",
         stderr(&output)
     );
-    assert_eq!(partition_dirs(&daily.join("streaming_data/enriched")), years);
+    assert_eq!(
+        partition_dirs(&daily.join("streaming_data/enriched")),
+        years
+    );
 
     // The intraday sample: days under auto; hours on request, over several commits, with the
     // same rows.
@@ -264,12 +285,17 @@ fn partitions_follow_the_data_and_a_resume_keeps_them() {
     assert!(output.status.success(), "{}", stderr(&output));
     let days = partition_dirs(&by_day.join("anomalies"));
     assert_eq!(days.len(), 19, "{days:?}");
-    let output = run(&by_hour, &["--partition", "hour", "--commit-records", "40000"]);
+    let output = run(
+        &by_hour,
+        &["--partition", "hour", "--commit-records", "40000"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let hours = partition_dirs(&by_hour.join("anomalies"));
     assert!(hours.len() > 19 * 5, "{hours:?}");
     assert!(
-        hours.iter().all(|d| d.starts_with("date=2023-01-") && d.contains("/hour=")),
+        hours
+            .iter()
+            .all(|d| d.starts_with("date=2023-01-") && d.contains("/hour=")),
         "{hours:?}"
     );
     // A resume under auto goes on by hour.

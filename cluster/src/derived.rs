@@ -75,7 +75,7 @@ pub async fn follow(
     }
     let mut merged = select_all(streams);
     let mut stats = FeedStats::default();
-    let mut batches: Vec<Vec<Vec<u8>>> = vec![Vec::new(); Stream::ALL.len()];
+    let mut batches: Vec<Vec<Vec<u8>>> = vec![Vec::new(); Stream::OUTPUTS.len()];
     let mut received = 0u64;
     let mut timer = Box::pin(sleep(config.linger));
     while !stop.load(Ordering::Relaxed) {
@@ -92,7 +92,7 @@ pub async fn follow(
             Either::Left((None, _)) => break,
             Either::Right(_) => {
                 timer = Box::pin(sleep(config.linger));
-                for stream in Stream::ALL {
+                for stream in Stream::OUTPUTS {
                     let batch = &mut batches[stream.index()];
                     if !batch.is_empty() {
                         offer(feed, &mut stats, stream, batch, &mut received);

@@ -281,3 +281,59 @@ test('a symbol with no tick for longer than --stale-after is marked stale (file 
   }
   assert.deepEqual(consoleProblems, []);
 });
+
+test('the replay buttons set the pace of event time, and hold stops it (file replay)', async () => {
+  // The intraday sample at 10x: its ticks are 15 s apart in event time, 1.5 s apart here.
+  const dir = mkdtempSync(join(tmpdir(), 'stockstream-e2e-replay-'));
+  const port = await freePort();
+  const replay = spawn(binary, [
+    'run', '--speed', '10', '--outputs', join(dir, 'outputs'), '--listen', `127.0.0.1:${port}`,
+  ], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  replay.stderr.on('data', (chunk) => { log += chunk; });
+  const url = `http://127.0.0.1:${port}/`;
+  const api = async () => (await fetch(`${url}api/replay`)).json();
+  try {
+    await waitFor('the dashboard line', () => log.includes('dashboard at http://'), 60_000);
+    const page = await newPage();
+    await page.goto(url);
+    const clock = async () => Number(await page.getAttribute('[data-testid=event-clock]', 'data-ts'));
+    await waitFor('the event clock', async () => (await clock()) > 0, 60_000, 100);
+    await waitFor('the replay buttons', async () =>
+      (await page.getAttribute('[data-testid=speed-10]', 'aria-pressed')) === 'true');
+    // Event seconds per real second over a 3 s window (the clock comes with the KPI message,
+    // once a second).
+    const pace = async () => {
+      const [t0, c0] = [Date.now(), await clock()];
+      await new Promise((r) => setTimeout(r, 3_000));
+      return (await clock() - c0) / (Date.now() - t0);
+    };
+    const at10 = await pace();
+    assert.ok(at10 > 2 && at10 < 30, `at 10x event time ran ${at10.toFixed(1)}x`);
+
+    await page.click('[data-testid=speed-100]');
+    assert.deepEqual(await api(), { speed: 100, paused: false });
+    await waitFor('100x lit', async () =>
+      (await page.getAttribute('[data-testid=speed-100]', 'aria-pressed')) === 'true');
+    const at100 = await pace();
+    assert.ok(at100 > 40 && at100 < 300, `at 100x event time ran ${at100.toFixed(1)}x`);
+
+    await page.click('[data-testid=replay-pause]');
+    assert.deepEqual(await api(), { speed: 100, paused: true });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const held = await pace();
+    assert.equal(held, 0, `held, event time still ran ${held.toFixed(2)}x`);
+    await page.screenshot({ path: join(artifacts, 'replay-held.png') });
+
+    await page.click('[data-testid=replay-pause]');
+    const resumed = await pace();
+    assert.ok(resumed > 40, `resumed at 100x, event time ran ${resumed.toFixed(1)}x`);
+    await page.click('[data-testid=speed-max]');
+    assert.deepEqual(await api(), { speed: null, paused: false });
+    console.log(`event time per real time: 10x ${at10.toFixed(1)}, 100x ${at100.toFixed(1)}, held ${held}, resumed ${resumed.toFixed(1)}`);
+    await page.close();
+  } finally {
+    replay.kill('SIGTERM');
+  }
+  assert.deepEqual(consoleProblems, []);
+});

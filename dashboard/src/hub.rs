@@ -9,13 +9,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use stockstream_pipeline::dashboard::DerivedBatch;
 use stockstream_pipeline::outputs::{parse_rows, AlertRow, BarRow, Rows, TickRow};
+use stockstream_pipeline::source::{ReplayControl, Speed};
 use stockstream_pipeline::Stream;
 use tokio::sync::broadcast;
 
@@ -346,6 +347,28 @@ pub struct Hub {
     started: Instant,
     pub metrics: Metrics,
     clients: AtomicU64,
+    /// The replay's pace, when the run reads a file or the generator (not a live stream).
+    replay: OnceLock<Arc<ReplayControl>>,
+}
+
+/// The replay's pace as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReplayState {
+    /// Times real event time; `null` for as fast as possible.
+    pub speed: Option<f64>,
+    pub paused: bool,
+}
+
+impl ReplayState {
+    pub fn of(control: &ReplayControl) -> Self {
+        Self {
+            speed: match control.speed() {
+                Speed::Max => None,
+                Speed::Factor(factor) => Some(factor),
+            },
+            paused: control.paused(),
+        }
+    }
 }
 
 /// The KPIs the header shows.
@@ -367,6 +390,8 @@ pub struct Kpi {
     pub stale: u64,
     /// Event time of the newest tick seen (ms), `null` before any.
     pub clock: Option<i64>,
+    /// The replay's pace; `null` when the input is a live stream, whose pace is its sender's.
+    pub replay: Option<ReplayState>,
 }
 
 impl Hub {
@@ -391,6 +416,7 @@ impl Hub {
             started: Instant::now(),
             metrics: Metrics::default(),
             clients: AtomicU64::new(0),
+            replay: OnceLock::new(),
         })
     }
 
@@ -593,7 +619,18 @@ impl Hub {
             open_alerts: state.alerts.iter().filter(|a| a.is_open()).count() as u64,
             stale,
             clock: state.clock,
+            replay: self.replay().map(|control| ReplayState::of(control)),
         }
+    }
+
+    /// Lets the page set the replay's speed and pause it (once; later calls are ignored).
+    pub fn attach_replay(&self, control: Arc<ReplayControl>) {
+        let _ = self.replay.set(control);
+    }
+
+    /// The replay's control, when the input is a replay.
+    pub fn replay(&self) -> Option<&Arc<ReplayControl>> {
+        self.replay.get()
     }
 
     /// Symbols whose newest tick is more than `stale_after` behind the newest of all. Event

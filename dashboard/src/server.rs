@@ -20,8 +20,9 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::services::ServeDir;
 
-use crate::hub::{Hub, Subscription};
+use crate::hub::{Hub, ReplayState, Subscription};
 use crate::metrics;
+use stockstream_pipeline::source::Speed;
 
 /// Most rows one history request returns.
 const MAX_HISTORY: usize = 10_000;
@@ -46,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/history/bars", get(history_bars))
         .route("/api/history/anomalies", get(history_anomalies))
         .route("/api/alerts", get(alerts))
+        .route("/api/replay", get(replay_state).post(set_replay))
         .route("/metrics", get(metrics_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let front_end =
@@ -224,6 +226,95 @@ async fn client(socket: WebSocket, hub: Arc<Hub>) {
             }
         }
     }
+}
+
+/// Why there is no replay to control.
+const LIVE_INPUT: &str = "the input is a live stream: its pace is its sender's, not the run's\n";
+
+/// `GET /api/replay`: the replay's speed and pause.
+async fn replay_state(State(state): State<AppState>) -> Response {
+    match state.hub.replay() {
+        Some(control) => Json(ReplayState::of(control)).into_response(),
+        None => (StatusCode::CONFLICT, LIVE_INPUT).into_response(),
+    }
+}
+
+/// `POST /api/replay` body: what to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    /// A factor of real event time (`10`, `"10"`) or `"max"`.
+    #[serde(default)]
+    speed: Option<serde_json::Value>,
+    #[serde(default)]
+    paused: Option<bool>,
+}
+
+/// Fastest factor the page may ask for (beyond it, `max`).
+const MAX_FACTOR: f64 = 1e6;
+
+/// `POST /api/replay`: sets the speed and/or pause. A JSON body only (a cross-site form
+/// cannot send one without the browser asking first), from the served origin or an allowed
+/// one; 409 when the input is live.
+async fn set_replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !origin_allowed(origin, host, &state.allowed_origins) {
+        state.hub.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not control the replay\n",
+        )
+            .into_response();
+    }
+    let Json(request) = match request {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(control) = state.hub.replay() else {
+        return (StatusCode::CONFLICT, LIVE_INPUT).into_response();
+    };
+    let speed = match &request.speed {
+        None => None,
+        Some(value) => {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            match text.parse::<Speed>() {
+                Ok(Speed::Factor(factor)) if factor > MAX_FACTOR => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        format!("speed {factor} is over {MAX_FACTOR}: ask for \"max\"\n"),
+                    )
+                        .into_response()
+                }
+                Ok(speed) => Some(speed),
+                Err(message) => {
+                    return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+                }
+            }
+        }
+    };
+    if speed.is_none() && request.paused.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give \"speed\" and/or \"paused\"\n",
+        )
+            .into_response();
+    }
+    if let Some(speed) = speed {
+        control.set_speed(speed);
+    }
+    if let Some(paused) = request.paused {
+        control.set_paused(paused);
+    }
+    tracing::info!(speed = %control.speed(), paused = control.paused(), "dashboard: replay changed");
+    Json(ReplayState::of(control)).into_response()
 }
 
 async fn symbols(State(state): State<AppState>) -> Json<Vec<Arc<str>>> {

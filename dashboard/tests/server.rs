@@ -13,6 +13,7 @@ use stockstream_dashboard::hub::{Hub, Retention};
 use stockstream_dashboard::server::{app, AppState};
 use stockstream_dashboard::{Dashboard, DashboardConfig};
 use stockstream_pipeline::dashboard::DerivedBatch;
+use stockstream_pipeline::source::{ReplayControl, Speed};
 use stockstream_pipeline::Stream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -121,6 +122,122 @@ async fn routes_history_metrics_and_the_token() {
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn post(
+    router: &axum::Router,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, String) {
+    let mut request = Request::post(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn the_replay_is_paced_and_paused_through_the_api_with_its_guards() {
+    let assets = tempfile::tempdir().unwrap();
+    let state = state(Some("s3cret"), assets.path());
+    let hub = state.hub.clone();
+    let router = app(state);
+    let json = ("content-type", "application/json");
+    let bearer = ("authorization", "Bearer s3cret");
+    let host = ("host", "127.0.0.1:8787");
+
+    // A live input: nothing to pace.
+    let (status, body) = get(&router, "/api/replay", Some("s3cret")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("live stream"), "{body}");
+    let (status, _) = post(
+        &router,
+        "/api/replay",
+        &[json, bearer],
+        r#"{"paused":true}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(hub.kpi().replay, None);
+
+    let control = Arc::new(ReplayControl::new(Speed::Factor(1.0)));
+    hub.attach_replay(control.clone());
+    let (status, body) = get(&router, "/api/replay", Some("s3cret")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"speed":1.0,"paused":false}"#)
+    );
+
+    // The token, a JSON body, and the served origin are all required.
+    let (status, _) = post(&router, "/api/replay", &[json], r#"{"speed":10}"#).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _) = post(&router, "/api/replay", &[form, bearer], "speed=10").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let evil = ("origin", "http://evil.example");
+    let (status, _) = post(
+        &router,
+        "/api/replay",
+        &[json, bearer, host, evil],
+        r#"{"speed":10}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [
+        r#"{"speed":0}"#,
+        r#"{"speed":"fast"}"#,
+        r#"{"speed":1e9}"#,
+        "{}",
+        r#"{"sped":2}"#,
+        "{",
+    ] {
+        let (status, body) = post(&router, "/api/replay", &[json, bearer], bad).await;
+        assert!(status.is_client_error(), "{bad}: {status} {body}");
+        assert_eq!(control.speed(), Speed::Factor(1.0), "{bad}");
+    }
+    assert!(!control.paused());
+
+    let own = ("origin", "http://127.0.0.1:8787");
+    let (status, body) = post(
+        &router,
+        "/api/replay",
+        &[json, bearer, host, own],
+        r#"{"speed":100}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"speed":100.0,"paused":false}"#)
+    );
+    assert_eq!(control.speed(), Speed::Factor(100.0));
+    let (status, body) = post(
+        &router,
+        "/api/replay",
+        &[json, bearer],
+        r#"{"speed":"max","paused":true}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"speed":null,"paused":true}"#)
+    );
+    assert_eq!(control.speed(), Speed::Max);
+    assert!(control.paused());
+    // The KPI message every page gets carries it.
+    assert!(
+        hub.kpi_message()
+            .contains(r#""replay":{"speed":null,"paused":true}"#),
+        "{}",
+        hub.kpi_message()
+    );
+}
 
 async fn connect(
     dashboard: &Dashboard,

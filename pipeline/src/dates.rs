@@ -80,7 +80,11 @@ impl Granularity {
             ),
             Granularity::Day => format!("date={}", format_day(key)),
             Granularity::Month => {
-                format!("date={:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
+                format!(
+                    "date={:04}-{:02}",
+                    key.div_euclid(12),
+                    key.rem_euclid(12) + 1
+                )
             }
             Granularity::Year => format!("date={key:04}"),
         }
@@ -214,18 +218,30 @@ mod tests {
             Granularity::Hour.dir(Granularity::Hour.key(-1)),
             "date=1969-12-31/hour=23"
         );
-        assert_eq!(Granularity::Month.dir(Granularity::Month.key(-1)), "date=1969-12");
+        assert_eq!(
+            Granularity::Month.dir(Granularity::Month.key(-1)),
+            "date=1969-12"
+        );
     }
 
     #[test]
     fn auto_follows_the_density_of_the_data() {
         let day = MS_PER_DAY;
         // 118k ticks of 1-minute bars over four weeks: days.
-        assert_eq!(PartitionBy::Auto.choose(118_556, 27 * day), Granularity::Day);
+        assert_eq!(
+            PartitionBy::Auto.choose(118_556, 27 * day),
+            Granularity::Day
+        );
         // 12k daily prices of several symbols over 13 years: years.
-        assert_eq!(PartitionBy::Auto.choose(12_154, 4_900 * day), Granularity::Year);
+        assert_eq!(
+            PartitionBy::Auto.choose(12_154, 4_900 * day),
+            Granularity::Year
+        );
         // A few hundred ticks a day: months.
-        assert_eq!(PartitionBy::Auto.choose(3_000, 30 * day), Granularity::Month);
+        assert_eq!(
+            PartitionBy::Auto.choose(3_000, 30 * day),
+            Granularity::Month
+        );
         // All at one instant, or a dense feed: days, never hours.
         assert_eq!(PartitionBy::Auto.choose(5, 0), Granularity::Day);
         assert_eq!(PartitionBy::Auto.choose(2_000, 10_000), Granularity::Day);
@@ -237,7 +253,10 @@ mod tests {
 
     #[test]
     fn a_resume_keeps_the_recorded_granularity() {
-        assert_eq!(PartitionBy::Auto.resume(Granularity::Year), Ok(Granularity::Year));
+        assert_eq!(
+            PartitionBy::Auto.resume(Granularity::Year),
+            Ok(Granularity::Year)
+        );
         assert_eq!(
             PartitionBy::Fixed(Granularity::Day).resume(Granularity::Day),
             Ok(Granularity::Day)
@@ -245,14 +264,20 @@ mod tests {
         let refused = PartitionBy::Fixed(Granularity::Day)
             .resume(Granularity::Month)
             .unwrap_err();
-        assert!(refused.to_string().contains("partitioned by month"), "{refused}");
+        assert!(
+            refused.to_string().contains("partitioned by month"),
+            "{refused}"
+        );
     }
 
     #[test]
     fn parses_the_flag() {
         assert_eq!("auto".parse(), Ok(PartitionBy::Auto));
         assert_eq!("hour".parse(), Ok(PartitionBy::Fixed(Granularity::Hour)));
-        assert!("weekly".parse::<PartitionBy>().unwrap_err().contains("auto, hour"));
+        assert!("weekly"
+            .parse::<PartitionBy>()
+            .unwrap_err()
+            .contains("auto, hour"));
     }
 
     proptest! {

@@ -4,11 +4,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
-pub use stockstream_ticks::Speed;
 use stockstream_ticks::{
     CsvOptions, FilesError, InputFormat, InputItem, InputSettings, Synthetic, SyntheticConfig,
     TickReader,
 };
+pub use stockstream_ticks::{ReplayControl, Speed};
 
 /// The input of a run.
 #[derive(Debug, Clone)]
@@ -83,6 +83,12 @@ impl std::fmt::Debug for StreamRecords {
 
 impl Source {
     /// How the source is named in messages and the checkpoint.
+    /// Whether the run sets the pace: files and the generator can be sped up, slowed down
+    /// and paused; a stream of records arrives at its sender's pace.
+    pub fn replayable(&self) -> bool {
+        !matches!(self, Source::Stream { .. })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Source::File { path, .. } => path.display().to_string(),

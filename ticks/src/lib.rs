@@ -11,5 +11,5 @@ pub use input::{
     FilesError, InputFormat, InputItem, InputSettings, MergedTicks, TickReader, TimestampFormat,
     Timestamps, Tz,
 };
-pub use pace::{Pacer, Speed};
+pub use pace::{Pacer, ReplayControl, Speed, Waited};
 pub use synthetic::{Anomaly, Synthetic, SyntheticConfig, SyntheticTick};

@@ -7,7 +7,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Replay speed: a factor of real time, or as fast as possible.
@@ -51,43 +52,135 @@ impl fmt::Display for Speed {
     }
 }
 
-/// Longest single sleep, so that a stop request is seen promptly even during long gaps.
-const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// Longest single sleep, so that a stop request, a pause or a new speed is seen promptly even
+/// during long gaps.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
-/// Waits until each tick is due.
-#[derive(Debug, Clone)]
-pub struct Pacer {
-    speed: Speed,
-    /// The first tick's event time and the instant it was released.
-    origin: Option<(i64, Instant)>,
+/// The replay's speed and pause, changed while it runs (the dashboard's replay buttons) and
+/// read by its [`Pacer`]. Shared as an `Arc`; every change bumps a version the pacer watches.
+#[derive(Debug)]
+pub struct ReplayControl {
+    /// `f64` bits of the factor; `+inf` is [`Speed::Max`].
+    speed_bits: AtomicU64,
+    paused: AtomicBool,
+    version: AtomicU64,
 }
 
-impl Pacer {
+impl ReplayControl {
     pub fn new(speed: Speed) -> Self {
         Self {
-            speed,
-            origin: None,
+            speed_bits: AtomicU64::new(Self::bits(speed)),
+            paused: AtomicBool::new(false),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    fn bits(speed: Speed) -> u64 {
+        match speed {
+            Speed::Max => f64::INFINITY.to_bits(),
+            Speed::Factor(factor) => factor.to_bits(),
         }
     }
 
     pub fn speed(&self) -> Speed {
-        self.speed
+        let factor = f64::from_bits(self.speed_bits.load(Ordering::Acquire));
+        if factor.is_finite() {
+            Speed::Factor(factor)
+        } else {
+            Speed::Max
+        }
     }
 
-    /// When the tick at `ts` is due; the first call fixes the origin (due now).
-    /// `None` at `Speed::Max`.
+    pub fn set_speed(&self, speed: Speed) {
+        self.speed_bits.store(Self::bits(speed), Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+}
+
+/// Waits until each tick is due.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    control: Arc<ReplayControl>,
+    /// The control's version the origin was fixed under.
+    seen: u64,
+    /// The event time and instant the clock counts from: the first tick's, or the last
+    /// released tick's when the speed changed or a pause ended.
+    origin: Option<(i64, Instant)>,
+    /// Event time of the newest tick released.
+    released: Option<i64>,
+}
+
+impl Pacer {
+    pub fn new(speed: Speed) -> Self {
+        Self::controlled(Arc::new(ReplayControl::new(speed)))
+    }
+
+    /// A pacer whose speed and pause follow `control`.
+    pub fn controlled(control: Arc<ReplayControl>) -> Self {
+        Self {
+            seen: control.version(),
+            control,
+            origin: None,
+            released: None,
+        }
+    }
+
+    pub fn speed(&self) -> Speed {
+        self.control.speed()
+    }
+
+    /// Neither paused nor paced: ticks go as fast as they are read.
+    pub fn unpaced(&self) -> bool {
+        self.control.speed() == Speed::Max && !self.control.paused()
+    }
+
+    /// Re-anchors the clock at the newest released tick, now, after a change of speed or a
+    /// pause, so the replay goes on from where it stands instead of jumping or catching up.
+    fn follow_control(&mut self) {
+        let version = self.control.version();
+        if version != self.seen {
+            self.seen = version;
+            self.origin = self.released.map(|ts| (ts, Instant::now()));
+        }
+    }
+
+    /// When the tick at `ts` is due; the first call fixes the origin (due now). `None` when
+    /// unpaced; while paused, never (a far instant).
     pub fn due(&mut self, ts: i64) -> Option<Instant> {
-        let Speed::Factor(factor) = self.speed else {
+        self.follow_control();
+        let now = Instant::now();
+        if self.control.paused() {
+            return Some(now + Duration::from_secs(86_400 * 365));
+        }
+        let Speed::Factor(factor) = self.control.speed() else {
             return None;
         };
-        let (ts0, start) = *self.origin.get_or_insert_with(|| (ts, Instant::now()));
-        // A tick earlier than the first is due at once.
-        let event_ms = (ts - ts0).max(0) as f64;
-        Some(start + Duration::from_secs_f64(event_ms / 1000.0 / factor))
+        let (ts0, start) = *self.origin.get_or_insert((ts, now));
+        // A tick earlier than the origin is due at once.
+        let event_ms = (ts.saturating_sub(ts0)).max(0) as f64;
+        Some(start + Duration::from_secs_f64((event_ms / 1000.0 / factor).min(1e12)))
     }
 
-    /// Sleeps until the tick at `ts` is due, and returns how late it is released (zero when
-    /// on time): the lag behind the replay clock.
+    /// Notes that the tick at `ts` was released (the clock resumes from it after a change).
+    pub fn release(&mut self, ts: i64) {
+        self.released = Some(self.released.map_or(ts, |r| r.max(ts)));
+    }
+
+    /// Sleeps until the tick at `ts` is due, releases it, and returns how late it is (zero
+    /// when on time): the lag behind the replay clock.
     pub fn wait(&mut self, ts: i64) -> Duration {
         self.wait_unless(ts, &AtomicBool::new(false))
             .expect("never stopped")
@@ -95,20 +188,49 @@ impl Pacer {
 
     /// Like [`wait`](Self::wait), but returns `None` as soon as `stop` is set.
     pub fn wait_unless(&mut self, ts: i64, stop: &AtomicBool) -> Option<Duration> {
-        let Some(due) = self.due(ts) else {
-            return Some(Duration::ZERO);
-        };
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return None;
+            match self.wait_at_most(ts, stop, Duration::MAX) {
+                Waited::Released(lag) => return Some(lag),
+                Waited::Stopped => return None,
+                Waited::NotYet => {}
             }
-            let now = Instant::now();
-            if now >= due {
-                return Some(now - due);
-            }
-            std::thread::sleep((due - now).min(SLEEP_SLICE));
         }
     }
+
+    /// Waits for the tick at `ts` at most `limit`, releasing it if it came due.
+    pub fn wait_at_most(&mut self, ts: i64, stop: &AtomicBool, limit: Duration) -> Waited {
+        let start = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Waited::Stopped;
+            }
+            let Some(due) = self.due(ts) else {
+                self.release(ts);
+                return Waited::Released(Duration::ZERO);
+            };
+            let now = Instant::now();
+            if now >= due {
+                self.release(ts);
+                return Waited::Released(now - due);
+            }
+            let waited = now - start;
+            if waited >= limit {
+                return Waited::NotYet;
+            }
+            std::thread::sleep((due - now).min(SLEEP_SLICE).min(limit - waited));
+        }
+    }
+}
+
+/// How a bounded wait for a tick ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Waited {
+    /// Due and released, this late.
+    Released(Duration),
+    /// Not due yet (or paused) when the time allowed ran out.
+    NotYet,
+    /// A stop was requested.
+    Stopped,
 }
 
 #[cfg(test)]
@@ -156,5 +278,70 @@ mod tests {
         let start = Instant::now();
         assert_eq!(pacer.wait_unless(3_600_000, &stop), None);
         assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_new_speed_goes_on_from_the_last_released_tick() {
+        let control = Arc::new(ReplayControl::new(Speed::Factor(1.0)));
+        let mut pacer = Pacer::controlled(control.clone());
+        pacer.wait(0);
+        // At 1x the tick 60 s later is a minute away; at 1000x from now, 60 ms.
+        control.set_speed(Speed::Factor(1000.0));
+        let start = Instant::now();
+        pacer.wait(60_000);
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(55), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+        control.set_speed(Speed::Max);
+        assert!(pacer.unpaced());
+        assert_eq!(pacer.due(10_000_000), None);
+    }
+
+    #[test]
+    fn a_pause_holds_ticks_until_resumed_without_catching_up() {
+        let control = Arc::new(ReplayControl::new(Speed::Factor(100.0)));
+        let mut pacer = Pacer::controlled(control.clone());
+        pacer.wait(0);
+        control.set_paused(true);
+        assert!(!pacer.unpaced());
+        let resumer = {
+            let control = control.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                control.set_paused(false);
+            })
+        };
+        let start = Instant::now();
+        // Due 10 ms after the origin at 100x, but held for the 300 ms pause...
+        pacer.wait(1_000);
+        assert!(
+            start.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            start.elapsed()
+        );
+        resumer.join().unwrap();
+        // ...and after it the clock runs from the tick released, not from the first tick:
+        // the next second of event time takes its 10 ms again, not zero.
+        let start = Instant::now();
+        pacer.wait(2_000);
+        assert!(
+            start.elapsed() >= Duration::from_millis(8),
+            "{:?}",
+            start.elapsed()
+        );
+        // Stopping ends a paused wait too.
+        control.set_paused(true);
+        assert_eq!(pacer.wait_unless(3_000, &AtomicBool::new(true)), None);
+    }
+
+    #[test]
+    fn a_control_reports_what_it_was_set_to() {
+        let control = ReplayControl::new(Speed::Max);
+        assert_eq!(control.speed(), Speed::Max);
+        control.set_speed(Speed::Factor(10.0));
+        assert_eq!(control.speed(), Speed::Factor(10.0));
+        assert!(!control.paused());
+        control.set_paused(true);
+        assert!(control.paused());
     }
 }

@@ -15,7 +15,7 @@ use stockstream_dashboard::{Dashboard, DashboardConfig, RunCounts};
 use stockstream_pipeline::alerts::webhook::WebhookConfig;
 use stockstream_pipeline::dates::PartitionBy;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
-use stockstream_pipeline::source::{Source, Speed};
+use stockstream_pipeline::source::{ReplayControl, Source, Speed};
 use stockstream_runner::WasmLocator;
 
 use super::bridge::KafkaArgs;
@@ -368,7 +368,7 @@ pub fn run_pipeline(
         .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
     let wasm = WasmLocator::new(args.wasm_dir, workspace.as_deref());
     let mut config = RunConfig::new(source, args.outputs, transforms_dir, wasm);
-    config.speed = speed;
+    config.replay = Arc::new(ReplayControl::new(speed));
     config.batch_size = args.batch_size as usize;
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;
@@ -388,6 +388,9 @@ pub fn run_pipeline(
     } else {
         let dashboard = args.dashboard.start(Some(config.outputs.clone()), "run")?;
         config.dashboard = Some(dashboard.feed());
+        if config.source.replayable() {
+            dashboard.hub().attach_replay(config.replay.clone());
+        }
         Some(dashboard)
     };
 

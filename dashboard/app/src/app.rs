@@ -36,6 +36,8 @@ pub struct AppState {
     /// Bumped at most once per animation frame when new data arrived and updates are live.
     pub version: RwSignal<u64>,
     pub paused: RwSignal<bool>,
+    /// The replay's pace as last heard (or just asked for); `None` for a live input.
+    pub replay: RwSignal<Option<protocol::Replay>>,
     pub conn: RwSignal<ConnState>,
     pub watchlist: RwSignal<Vec<String>>,
     /// The symbol the user picked; see `focus` for the one shown.
@@ -82,6 +84,7 @@ impl AppState {
         AppState {
             version,
             paused: RwSignal::new(false),
+            replay: RwSignal::new(None),
             conn: RwSignal::new(ConnState::Connecting),
             watchlist,
             picked,
@@ -91,6 +94,28 @@ impl AppState {
             chart,
             first_visit,
         }
+    }
+
+    /// Asks the server for another replay speed and/or pause, showing it at once.
+    pub fn change_replay(&self, change: protocol::Replay) {
+        let Some(current) = self.replay.get_untracked() else {
+            return;
+        };
+        let mut body = serde_json::Map::new();
+        if change.speed != current.speed {
+            body.insert(
+                "speed".into(),
+                change.speed.map_or("max".into(), serde_json::Value::from),
+            );
+        }
+        if change.paused != current.paused {
+            body.insert("paused".into(), change.paused.into());
+        }
+        if body.is_empty() {
+            return;
+        }
+        socket::post_json("/api/replay", &serde_json::Value::Object(body).to_string());
+        self.replay.set(Some(change));
     }
 
     /// Charts `symbol`, following its newest data.
@@ -177,6 +202,11 @@ fn handle_socket_event(state: AppState, subscription: &RefCell<Subscription>, ev
                     return;
                 }
             };
+            if let Some(kpi) = &message.kpi {
+                if state.replay.get_untracked() != kpi.replay {
+                    state.replay.set(kpi.replay);
+                }
+            }
             let applied = store::with_mut(|s| s.apply(message));
             if applied.symbols != SymbolsChange::None {
                 let seen = store::with(|s| s.symbols.clone());

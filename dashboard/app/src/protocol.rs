@@ -110,6 +110,16 @@ pub struct Kpi {
     pub open_alerts: f64,
     /// Event time of the newest tick (ms).
     pub clock: Option<f64>,
+    /// The replay's pace; `None` for a live input, which the page cannot pace.
+    pub replay: Option<Replay>,
+}
+
+/// The replay's speed (`None`: as fast as possible) and pause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Replay {
+    pub speed: Option<f64>,
+    pub paused: bool,
 }
 
 #[derive(Serialize)]

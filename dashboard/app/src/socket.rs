@@ -98,23 +98,49 @@ fn retry_later(url: Rc<str>, on_event: EventHandler) {
     set_timeout(move || open(url, on_event), Duration::from_millis(delay));
 }
 
+/// The page's own `?token=`, if any.
+fn page_token() -> Option<String> {
+    web_sys::window()?
+        .location()
+        .search()
+        .ok()
+        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|params| params.get("token"))
+        .filter(|token| !token.is_empty())
+}
+
+/// `path` with the page's `?token=` passed on.
+fn with_token(path: String) -> String {
+    match page_token() {
+        Some(token) => format!(
+            "{path}?token={}",
+            String::from(js_sys::encode_uri_component(&token))
+        ),
+        None => path,
+    }
+}
+
 /// `ws[s]://<host>/ws`, passing on the page's own `?token=`.
 pub fn server_url() -> String {
     let location = web_sys::window().expect("a browser window").location();
     let secure = location.protocol().is_ok_and(|p| p == "https:");
     let host = location.host().unwrap_or_default();
     let scheme = if secure { "wss" } else { "ws" };
-    let token = location
-        .search()
-        .ok()
-        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
-        .and_then(|params| params.get("token"))
-        .filter(|token| !token.is_empty());
-    match token {
-        Some(token) => format!(
-            "{scheme}://{host}/ws?token={}",
-            String::from(js_sys::encode_uri_component(&token))
-        ),
-        None => format!("{scheme}://{host}/ws"),
+    with_token(format!("{scheme}://{host}/ws"))
+}
+
+/// POSTs a JSON body to the server's `path` (same origin, with the page's token). Fire and
+/// forget: the next KPI message says what the server made of it.
+pub fn post_json(path: &str, body: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    if let Ok(headers) = web_sys::Headers::new() {
+        let _ = headers.set("Content-Type", "application/json");
+        init.set_headers(&headers);
     }
+    let _ = window.fetch_with_str_and_init(&with_token(path.to_string()), &init);
 }

@@ -29,6 +29,7 @@ mod worker;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,10 +40,10 @@ use stockstream_core::episodes::{Episode, Episodes, DEFAULT_COOLDOWN_MS};
 use crate::alerts::webhook::{self, Delivery, WebhookConfig, WebhookSender};
 use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
 use crate::commit::{self, DirLock};
-use crate::dates::PartitionBy;
 use crate::dashboard::{DashboardFeed, FeedStats};
+use crate::dates::PartitionBy;
 use crate::outputs::{Partitioned, Stream};
-use crate::source::{self, Source, Speed};
+use crate::source::{self, ReplayControl, Source, Speed};
 
 pub use state::write_parquet_files;
 
@@ -59,7 +60,9 @@ pub const DEAD_LETTER_DIR: &str = "dead_letter";
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub source: Source,
-    pub speed: Speed,
+    /// Replay pace (`--speed`), changeable while the run goes (the dashboard's replay
+    /// buttons).
+    pub replay: Arc<ReplayControl>,
     /// Root of the outputs (`outputs/`).
     pub outputs: PathBuf,
     /// Directory holding enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml.
@@ -93,7 +96,7 @@ impl RunConfig {
     ) -> Self {
         Self {
             source,
-            speed: Speed::Max,
+            replay: Arc::new(ReplayControl::new(Speed::Max)),
             outputs,
             transforms_dir,
             wasm,

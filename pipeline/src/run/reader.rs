@@ -3,16 +3,20 @@
 //! hash the checkpoint keeps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fluvio_protocol::record::{Record, RecordKey};
 use stockstream_core::tick::parse_tick;
-use stockstream_ticks::{InputItem, Pacer};
+use stockstream_ticks::{InputItem, Pacer, Waited};
 
 use super::chains::BarsLateness;
 use super::Event;
 use crate::checkpoint::{Counts, PrefixHash};
-use crate::source::{self, Speed};
+use crate::source;
+
+/// Longest wait for a paced tick before the main loop gets a turn (to finish the batches in
+/// the chains and commit when due).
+const PACED_WAIT: Duration = Duration::from_millis(200);
 
 /// An invalid record, as written to the dead-letter file.
 #[derive(serde::Serialize)]
@@ -56,7 +60,7 @@ pub(super) struct Reader {
 impl Reader {
     /// The event time to pace `item` by, when pacing (valid ticks only).
     pub(super) fn pacing_ts(&self, item: &InputItem) -> Option<i64> {
-        if self.pacer.speed() == Speed::Max {
+        if self.pacer.unpaced() {
             return None;
         }
         match item {
@@ -109,14 +113,32 @@ impl Reader {
                 },
             };
             if let Some(ts) = self.pacing_ts(&item) {
-                let due = self.pacer.due(ts).expect("paced");
-                if Instant::now() < due {
+                let due = self.pacer.due(ts);
+                if due.is_some_and(|due| Instant::now() < due) {
                     // Hand what is read to the chains before waiting, so outputs and commits
-                    // keep up with a slow replay; the record waits for the next batch.
-                    if self.offset > first_offset || self.pacer.wait_unless(ts, stop).is_none() {
+                    // keep up with a slow (or paused) replay; the record waits for the next
+                    // batch.
+                    if self.offset > first_offset {
                         self.held = Some(item);
                         break;
                     }
+                    // Nothing read yet: wait a little at a time, so that while the replay
+                    // is slow or paused the chains' last results still reach the outputs
+                    // and commits still happen on time.
+                    match self.pacer.wait_at_most(ts, stop, PACED_WAIT) {
+                        Waited::Released(_) => {}
+                        Waited::NotYet => {
+                            self.held = Some(item);
+                            idle = true;
+                            break;
+                        }
+                        Waited::Stopped => {
+                            self.held = Some(item);
+                            break;
+                        }
+                    }
+                } else {
+                    self.pacer.release(ts);
                 }
             }
             let offset = self.offset;

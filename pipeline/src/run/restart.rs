@@ -91,7 +91,7 @@ pub(super) fn restart(
     }
     let reader = Reader {
         input,
-        pacer: Pacer::new(config.speed),
+        pacer: Pacer::controlled(config.replay.clone()),
         held: None,
         offset: previous.map_or(0, |c| c.offset),
         line,

@@ -192,8 +192,11 @@ impl State<'_> {
             return Ok(());
         }
         let mut staged = Staged::default();
-        let granularity =
-            decide_granularity(self.committed.partition, self.config.partition, &self.pending);
+        let granularity = decide_granularity(
+            self.committed.partition,
+            self.config.partition,
+            &self.pending,
+        );
         if end > start {
             let mut files = Vec::new();
             for pending in &mut self.pending {
