@@ -7,9 +7,15 @@ spec, but its online rolling std drifts (about 1e-8 for a constant window, past 
 for prices near 1e4 with tiny variance), so prev_std and z are checked against a two-pass
 computation over each previous window, and pandas' std is only reported beside it.
 
+With --basis return, z and anomaly are those of the spec's "Z-score on returns": each tick's log
+return against the non-null returns of the previous window [t-W, t) of its symbol, checked
+against pandas (np.log(p).diff(), rolling(W, closed="left")) and a two-pass computation, with
+ret, ret_prev_mean, ret_prev_std and ret_prev_count compared too; the price statistics must be
+unchanged.
+
 Usage:
     check_enriched.py --input TICKS.jsonl --ours OURS.jsonl [--window 5m] [--min-count 20]
-                      [--threshold 3.0] [--symbols A,B]
+                      [--threshold 3.0] [--symbols A,B] [--basis price|return]
 Exit status: 0 pass, 1 mismatch, 2 bad usage or unreadable input.
 """
 
@@ -45,7 +51,11 @@ STD_FLOOR = 1e-6  # prev_std's tolerance scale is at least STD_FLOOR * prev_mean
 Z_TOL = 1e-6  # z, absolute
 FLAG_BAND = 1e-7  # |z| this close to the threshold may be flagged either way
 
+RET_TOL = 1e-12  # ret and ret_prev_mean, absolute (the spec's tolerance for ret)
+
 STAT_FIELDS = ("sma", "count", "vwap", "prev_mean", "prev_std", "prev_count", "z")
+RET_FIELDS = ("ret", "ret_prev_mean", "ret_prev_std", "ret_prev_count")
+INT_FIELDS = ("count", "prev_count", "ret_prev_count")
 
 
 def late_mask(symbol: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -132,7 +142,36 @@ def two_pass_prev(ts: np.ndarray, price: np.ndarray, window_ms: int) -> tuple[np
     return u_mean[where], u_std[where], (hi - lo)[where]
 
 
-def reference(ticks: Ticks, window_ms: int, min_count: int, threshold: float) -> dict[str, np.ndarray]:
+def return_reference(ticks: Ticks, keep: np.ndarray, window_ms: int, ref: dict[str, np.ndarray]) -> None:
+    """ret and its previous-window statistics, per symbol on its non-late ticks in arrival order:
+    pandas (the spec's calls) for the count and as information, two-pass numpy for mean/std."""
+    n = len(ticks)
+    for name in (*RET_FIELDS, "pandas_ret_prev_mean", "pandas_ret_prev_std"):
+        ref[name] = np.full(n, np.nan)
+    kept_idx = np.flatnonzero(keep)
+    sym_kept = ticks.symbol[keep]
+    for s in pd.unique(sym_kept):
+        rows = kept_idx[sym_kept == s]
+        ts, price = ticks.ts[rows], ticks.price[rows]
+        r = np.log(pd.Series(price)).diff().to_numpy()
+        ref["ret"][rows] = r
+        series = pd.Series(r, index=pd.DatetimeIndex(pd.to_datetime(ts, unit="ms")))
+        rolling = series.rolling(pd.Timedelta(window_ms, unit="ms"), closed="left")
+        ref["ret_prev_count"][rows] = rolling.count().fillna(0).to_numpy()
+        ref["pandas_ret_prev_mean"][rows] = rolling.mean().to_numpy()
+        ref["pandas_ret_prev_std"][rows] = rolling.std().to_numpy()
+        # Two-pass over the returns that exist (all but the symbol's first tick).
+        mean, std, cnt = two_pass_prev(ts[1:], r[1:], window_ms)
+        ref["ret_prev_mean"][rows[1:]] = mean
+        ref["ret_prev_std"][rows[1:]] = std
+        if not np.array_equal(cnt, ref["ret_prev_count"][rows[1:]]):
+            raise AssertionError(f"{s}: pandas closed='left' return counts disagree with the two-pass windows")
+    # The symbol's first tick has no earlier return: count 0, the rest null.
+
+
+def reference(
+    ticks: Ticks, window_ms: int, min_count: int, threshold: float, basis: str = "price"
+) -> dict[str, np.ndarray]:
     """All reference columns for the valid ticks, in arrival order (NaN = null)."""
     n = len(ticks)
     late = late_mask(ticks.symbol, ticks.ts)
@@ -157,9 +196,16 @@ def reference(ticks: Ticks, window_ms: int, min_count: int, threshold: float) ->
     if not np.array_equal(ref["exact_prev_count"][keep], ref["prev_count"][keep]):
         raise AssertionError("pandas closed='left' counts disagree with the searchsorted windows")
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (ticks.price - ref["exact_prev_mean"]) / ref["prev_std"]
-    z_ok = keep & (ref["prev_count"] >= min_count) & ~np.isnan(ref["prev_std"]) & (ref["prev_std"] != 0)
+    if basis == "return":
+        return_reference(ticks, keep, window_ms, ref)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (ref["ret"] - ref["ret_prev_mean"]) / ref["ret_prev_std"]
+        std = ref["ret_prev_std"]
+        z_ok = keep & ~np.isnan(ref["ret"]) & (ref["ret_prev_count"] >= min_count) & ~np.isnan(std) & (std != 0)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (ticks.price - ref["exact_prev_mean"]) / ref["prev_std"]
+        z_ok = keep & (ref["prev_count"] >= min_count) & ~np.isnan(ref["prev_std"]) & (ref["prev_std"] != 0)
     ref["z"] = np.where(z_ok, z, np.nan)
     absz = np.abs(ref["z"])
     ref["anomaly"] = z_ok & (absz >= threshold)
@@ -188,12 +234,13 @@ def compare(ticks: Ticks, ours: list[dict | None], ref: dict[str, np.ndarray], m
     refn = {k: v[:n] for k, v in ref.items()}
     recs = ours[:n]
     mean_scale = np.abs(refn["exact_prev_mean"])
-    for name in STAT_FIELDS:
+    fields = (*STAT_FIELDS, *RET_FIELDS) if "ret" in refn else STAT_FIELDS
+    for name in fields:
         vals, null, bad = column(recs, name)
         want = refn[name]
         want_null = np.isnan(want)
         both = ~null & ~bad & ~want_null
-        if name in ("count", "prev_count"):
+        if name in INT_FIELDS:
             err = np.abs(vals - want)
             ok = err == 0
             errors[name] = float(err[both].max()) if both.any() else 0.0
@@ -206,6 +253,15 @@ def compare(ticks: Ticks, ours: list[dict | None], ref: dict[str, np.ndarray], m
             err = rel_err(vals, want, scale)
             ok = err <= REL_TOL
             errors[name] = float(err[both].max()) if both.any() else 0.0
+        elif name in ("ret", "ret_prev_mean"):
+            err = np.abs(vals - want)
+            ok = err <= RET_TOL
+            errors[name] = float(err[both].max()) if both.any() else 0.0
+        elif name == "ret_prev_std":
+            # Returns are centred near 0: relative to the std, floored at the spec's ret tolerance.
+            err = np.abs(vals - want) / np.maximum(np.abs(want), RET_TOL)
+            ok = err <= REL_TOL
+            errors[name] = float(err[both].max()) if both.any() else 0.0
         else:
             err = rel_err(vals, want)
             ok = err <= REL_TOL
@@ -215,7 +271,7 @@ def compare(ticks: Ticks, ours: list[dict | None], ref: dict[str, np.ndarray], m
             np.flatnonzero(wrong),
             name,
             lambda i, name=name: recs[i].get(name, MISSING) if recs[i] is not None else MISSING,
-            lambda i, want=want, as_int=name in ("count", "prev_count"): py(want[i], as_int),
+            lambda i, want=want, as_int=name in INT_FIELDS: py(want[i], as_int),
         )
 
     for name in ("anomaly", "late"):
@@ -241,8 +297,8 @@ def write_reference(ticks: Ticks, ref: dict[str, np.ndarray], path: pathlib.Path
     with open(path, "w", encoding="utf-8") as fh:
         for i, src in enumerate(ticks.records):
             rec = dict(src)
-            for name in STAT_FIELDS:
-                rec[name] = num(ref[name][i], as_int=name in ("count", "prev_count"))
+            for name in (*STAT_FIELDS, *RET_FIELDS) if "ret" in ref else STAT_FIELDS:
+                rec[name] = num(ref[name][i], as_int=name in INT_FIELDS)
             rec["prev_mean"] = num(ref["exact_prev_mean"][i]) if rec["prev_mean"] is not None else None
             rec["anomaly"] = bool(ref["anomaly"][i])
             rec["late"] = bool(ref["late"][i])
@@ -273,6 +329,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--symbols", default=None, help="tick-filter watchlist, comma-separated (default: all)")
     ap.add_argument(
+        "--basis", choices=("price", "return"), default="price", help="what z scores: price level or log return"
+    )
+    ap.add_argument(
         "--write-reference",
         type=pathlib.Path,
         default=None,
@@ -295,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     t0 = time.perf_counter()
-    ref = reference(ticks, window_ms, args.min_count, args.threshold)
+    ref = reference(ticks, window_ms, args.min_count, args.threshold, args.basis)
     ref_secs = time.perf_counter() - t0
 
     if args.write_reference is not None:
@@ -310,14 +369,20 @@ def main(argv: list[str] | None = None) -> int:
     n = min(len(ticks), len(ours))
     ours_anom = sum(1 for r in ours[:n] if r is not None and r.get("anomaly") is True)
     dropped = sum(ticks.invalid.values())
-    print(f"check_enriched: window={args.window} min_count={args.min_count} threshold={args.threshold}")
+    print(
+        f"check_enriched: basis={args.basis} window={args.window} min_count={args.min_count} "
+        f"threshold={args.threshold}"
+    )
     print(
         f"rows checked: {n} (valid input ticks {len(ticks)}, output lines {len(ours)}, late {int(ref['late'].sum())}, "
         f"invalid input dropped {dropped}{' ' + str(ticks.invalid) if dropped else ''})"
     )
     print(
         "max error: "
-        + ", ".join(f"{k} {'abs' if k in ('z', 'count', 'prev_count') else 'rel'} {v:.3g}" for k, v in errors.items())
+        + ", ".join(
+            f"{k} {'abs' if k in ('z', 'ret', 'ret_prev_mean', *INT_FIELDS) else 'rel'} {v:.3g}"
+            for k, v in errors.items()
+        )
     )
     print(
         f"anomalies: ours {ours_anom}, reference {int(ref['anomaly'].sum())} "
@@ -326,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"info: pandas rolling std vs two-pass, max rel deviation {std_dev:.3g}; pandas mean vs two-pass {mean_dev:.3g}"
     )
+    if args.basis == "return":
+        std, pstd = ref["ret_prev_std"], ref["pandas_ret_prev_std"]
+        both = ~np.isnan(std) & ~np.isnan(pstd) & (std > 0)
+        dev = float((np.abs(pstd[both] - std[both]) / std[both]).max()) if both.any() else 0.0
+        print(f"info: pandas rolling std of returns vs two-pass, max rel deviation {dev:.3g}")
     print(f"reference computed in {ref_secs:.1f} s")
     mm.report()
     ok = mm.total == 0 and bad_lines == 0

@@ -19,6 +19,11 @@ echo "parity: enriched chain (enrich: tick-filter, rolling-stats, zscore-anomaly
 "$py" reference/check_enriched.py --input "$ticks" --ours "$work/enriched.jsonl" \
   --window 5m --min-count 20 --threshold 3.0
 
+echo "parity: enriched chain with basis: return (z of log returns) vs pandas/numpy"
+"$bin" transform --transforms-file transforms/returns/enriched.yaml --input "$ticks" --output "$work/enriched-returns.jsonl"
+"$py" reference/check_enriched.py --input "$ticks" --ours "$work/enriched-returns.jsonl" \
+  --window 5m --min-count 20 --threshold 3.0 --basis return
+
 echo "parity: bars-5m chain (bars: tick-filter, window-bars fused; 5m/1m) vs PySpark structured streaming"
 "$bin" transform --transforms-file transforms/bars-5m.yaml --input "$ticks" --output "$work/bars.jsonl"
 "$py" reference/check_bars.py --input "$ticks" --ours "$work/bars.jsonl" \

@@ -320,3 +320,73 @@ fn the_fused_bars_module_emits_exactly_what_tick_filter_and_window_bars_do() {
         assert_eq!(got, want, "{fused}");
     }
 }
+
+#[test]
+fn the_return_basis_runs_in_the_built_modules_fused_or_not_and_a_mismatch_fails_each_record() {
+    let mut input = ticks(20_000, 10);
+    input.insert(600, b"not a tick".to_vec());
+    let composable = |stats: &str, score: &str| {
+        format!(
+            "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n  - uses: stockstream/rolling-stats@0.1.0\n    with:\n      basis: \"{stats}\"\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      basis: \"{score}\"\n"
+        )
+    };
+    let fused =
+        "transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      basis: \"return\"\n";
+    let (want, got) = both_outputs(&composable("return", "return"), fused, &input);
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 20_000);
+    let parse = |v: &Vec<u8>| serde_json::from_slice::<serde_json::Value>(v).unwrap();
+    let with_returns = want.iter().filter(|v| parse(v)["ret"].is_f64()).count();
+    assert!(
+        with_returns > 19_000,
+        "{with_returns} records with a return"
+    );
+
+    // The price statistics are those of the price basis, field for field; only z and the flag
+    // (and the added ret* fields) differ.
+    let (price, _) = both_outputs(&composable("price", "price"), TICK_FILTER, &input);
+    let mut flags_differ = 0;
+    for (p, r) in price.iter().zip(&want) {
+        let (p, r) = (parse(p), parse(r));
+        for field in [
+            "sma",
+            "count",
+            "vwap",
+            "prev_mean",
+            "prev_std",
+            "prev_count",
+            "late",
+        ] {
+            assert_eq!(p[field], r[field], "{field}: {p} vs {r}");
+        }
+        flags_differ += usize::from(p["anomaly"] != r["anomaly"]);
+    }
+    assert!(flags_differ > 0);
+
+    // Scoring returns that rolling-stats did not compute fails every record, with the reason.
+    let output = chain(&composable("price", "return"))
+        .process(&records(&input[..100]))
+        .unwrap();
+    assert_eq!(output.records.len(), 0);
+    assert_eq!(output.failures.len(), 100);
+    assert!(
+        output.failures[0].hint.contains("basis"),
+        "{}",
+        output.failures[0].hint
+    );
+
+    // A bad value is refused when the chain is read, naming the module and the parameter.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.yaml");
+    std::fs::write(&path, composable("log", "log")).unwrap();
+    let bad = format!(
+        "{:?}",
+        ChainSpec::from_file(&path)
+            .err()
+            .expect("basis: log is refused")
+    );
+    assert!(
+        bad.contains("rolling-stats") && bad.contains("basis"),
+        "{bad}"
+    );
+}
