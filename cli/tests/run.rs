@@ -328,25 +328,27 @@ fn outputs_equal_stockstream_transform_on_the_same_input() {
     assert!(cp["counts"]["commits"].as_u64().unwrap() >= 5, "{cp}");
 }
 
-/// Regression guard for issue 3: a run killed with SIGKILL at random (seeded) points and
-/// restarted until done ends with exactly the rows of an uninterrupted run, none twice.
-#[test]
-fn kill_9_at_random_points_and_restart_gives_the_rows_of_a_clean_run() {
-    let fixture = big_fixture();
-    let out = fixture.dir.join("killed");
-    let mut rng = Rng(0x0c0f_fee5);
+/// Runs `run` over `input` into `out`, killing it with SIGKILL at random (seeded) points and
+/// restarting it until it finishes; returns the number of runs and of resumes.
+fn kill_9_until_done(input: &Path, out: &Path, extra: &[&str], seed: u64) -> (usize, usize) {
+    let mut rng = Rng(seed);
     let mut runs = 0;
     let mut resumes = 0;
     let started = Instant::now();
+    let mut args = vec!["--commit-records", "10000"];
+    args.extend_from_slice(extra);
     loop {
         runs += 1;
         assert!(runs <= 150, "not finished after 150 runs");
-        let log = fixture.dir.join(format!("killed-{runs}.log"));
+        let log = out.with_file_name(format!(
+            "{}-{runs}.log",
+            out.file_name().unwrap().to_string_lossy()
+        ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_stockstream"))
             .args(run_args(
-                fixture.input.to_str().unwrap(),
+                input.to_str().unwrap(),
                 out.to_str().unwrap(),
-                &["--commit-records", "10000"],
+                &args,
             ))
             .current_dir(repo_root())
             .env("RUST_LOG", "stockstream_pipeline=info")
@@ -394,15 +396,72 @@ fn kill_9_at_random_points_and_restart_gives_the_rows_of_a_clean_run() {
         }
     }
     eprintln!(
-        "kill -9 test: {runs} runs, {resumes} resumed from a checkpoint, {:.1} s",
+        "kill -9 test ({}): {runs} runs, {resumes} resumed from a checkpoint, {:.1} s",
+        out.display(),
         started.elapsed().as_secs_f64()
     );
+    (runs, resumes)
+}
+
+/// Regression guard for issue 3: a run killed with SIGKILL at random (seeded) points and
+/// restarted until done ends with exactly the rows of an uninterrupted run, none twice.
+#[test]
+fn kill_9_at_random_points_and_restart_gives_the_rows_of_a_clean_run() {
+    let fixture = big_fixture();
+    let out = fixture.dir.join("killed");
+    let (_, resumes) = kill_9_until_done(&fixture.input, &out, &[], 0x0c0f_fee5);
     assert!(
         resumes >= 2,
         "only {resumes} runs resumed from a checkpoint"
     );
     let report = check_with_python(SAME_OUTPUTS, &[&fixture.clean, &out]);
     eprintln!("{report}");
+}
+
+/// The same with the return-basis chains (issue 12), whose restart rebuilds the previous
+/// price of each symbol as well as the windows; the return statistics are in the Parquet.
+#[test]
+fn kill_9_with_the_return_basis_gives_the_rows_of_a_clean_run() {
+    let fixture = big_fixture();
+    let returns = repo_root().join("transforms/returns");
+    let returns = returns.to_str().unwrap();
+    let clean = fixture.dir.join("clean-returns");
+    let output = stockstream_in(
+        &repo_root(),
+        &run_args(
+            fixture.input.to_str().unwrap(),
+            clean.to_str().unwrap(),
+            &["--transforms-dir", returns],
+        ),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = fixture.dir.join("killed-returns");
+    let (_, resumes) = kill_9_until_done(
+        &fixture.input,
+        &out,
+        &["--transforms-dir", returns],
+        0x0bad_5eed,
+    );
+    assert!(
+        resumes >= 2,
+        "only {resumes} runs resumed from a checkpoint"
+    );
+    check_with_python(SAME_OUTPUTS, &[&clean, &out]);
+    check_with_python(
+        r#"
+import sys, pandas as pd
+e = pd.read_parquet(f"{sys.argv[1]}/streaming_data/enriched")
+a = pd.read_parquet(f"{sys.argv[1]}/anomalies")
+for col in ["ret", "ret_prev_mean", "ret_prev_std", "ret_prev_count"]:
+    assert col in e.columns and col in a.columns, (col, list(e.columns))
+assert e.ret.notna().mean() > 0.99, e.ret.notna().mean()
+# Every anomaly is scored on its return: z = (ret - ret_prev_mean) / ret_prev_std.
+z = (a.ret - a.ret_prev_mean) / a.ret_prev_std
+assert ((z - a.z).abs() < 1e-9).all() and (a.z.abs() >= 3).all()
+print(len(e), len(a))
+"#,
+        &[&clean],
+    );
 }
 
 /// SIGTERM stops the run cleanly: what was read is committed, the exit status says it was

@@ -99,6 +99,17 @@ pub struct TickRow {
     pub z: Option<f64>,
     pub anomaly: bool,
     pub late: bool,
+    /// The return statistics of a chain with `basis: return` (`None` for the price basis).
+    pub returns: Option<ReturnStats>,
+}
+
+/// `ret` and its previous-window statistics (analytics.md, "Z-score on returns").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReturnStats {
+    pub ret: Option<f64>,
+    pub prev_mean: Option<f64>,
+    pub prev_std: Option<f64>,
+    pub prev_count: Option<i64>,
 }
 
 /// A window bar.
@@ -293,6 +304,16 @@ fn tick_row(record: &[u8]) -> Result<TickRow, String> {
         z: f.opt_f64("z")?,
         anomaly: f.bool("anomaly")?,
         late: f.bool("late")?,
+        // A return-basis chain writes `ret` on every record, null where there is none.
+        returns: match f.get("ret") {
+            None => None,
+            Some(_) => Some(ReturnStats {
+                ret: f.opt_f64("ret")?,
+                prev_mean: f.opt_f64("ret_prev_mean")?,
+                prev_std: f.opt_f64("ret_prev_std")?,
+                prev_count: f.opt_i64("ret_prev_count")?,
+            }),
+        },
     })
 }
 

@@ -20,7 +20,7 @@ use parquet::record::RowAccessor;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
-use crate::outputs::{AlertRow, BarRow, Rows, Stream, TickRow};
+use crate::outputs::{AlertRow, BarRow, ReturnStats, Rows, Stream, TickRow};
 
 const TICK_SCHEMA: &str = "
 message enriched_tick {
@@ -37,6 +37,28 @@ message enriched_tick {
   optional double z;
   required boolean anomaly;
   required boolean late;
+}";
+
+/// The tick schema with the return statistics of `basis: return` after it.
+const RETURN_TICK_SCHEMA: &str = "
+message enriched_tick {
+  required binary symbol (STRING);
+  required int64 ts (TIMESTAMP(MILLIS,true));
+  required double price;
+  required int64 volume;
+  optional double sma;
+  optional int64 count;
+  optional double vwap;
+  optional double prev_mean;
+  optional double prev_std;
+  optional int64 prev_count;
+  optional double z;
+  required boolean anomaly;
+  required boolean late;
+  optional double ret;
+  optional double ret_prev_mean;
+  optional double ret_prev_std;
+  optional int64 ret_prev_count;
 }";
 
 const BAR_SCHEMA: &str = "
@@ -82,6 +104,11 @@ fn tick_schema() -> Arc<Type> {
     schema(TICK_SCHEMA, &CELL)
 }
 
+fn return_tick_schema() -> Arc<Type> {
+    static CELL: OnceLock<Arc<Type>> = OnceLock::new();
+    schema(RETURN_TICK_SCHEMA, &CELL)
+}
+
 fn bar_schema() -> Arc<Type> {
     static CELL: OnceLock<Arc<Type>> = OnceLock::new();
     schema(BAR_SCHEMA, &CELL)
@@ -103,6 +130,13 @@ fn properties() -> Arc<WriterProperties> {
             .build(),
     )
 }
+
+const NO_RETURNS: ReturnStats = ReturnStats {
+    ret: None,
+    prev_mean: None,
+    prev_std: None,
+    prev_count: None,
+};
 
 /// Writes one column of required values.
 fn required<T: DataType>(
@@ -171,7 +205,14 @@ fn write_alerts<W: Write + Send>(out: W, rows: &[AlertRow]) -> anyhow::Result<W>
 }
 
 fn write_ticks<W: Write + Send>(out: W, rows: &[TickRow]) -> anyhow::Result<W> {
-    let mut writer = SerializedFileWriter::new(out, tick_schema(), properties())?;
+    // One chain makes all the rows of an outputs directory: all have returns, or none.
+    let schema = if rows.iter().any(|r| r.returns.is_some()) {
+        return_tick_schema()
+    } else {
+        tick_schema()
+    };
+    let ret = |r: &TickRow| r.returns.unwrap_or(NO_RETURNS);
+    let mut writer = SerializedFileWriter::new(out, schema, properties())?;
     let mut group = writer.next_row_group()?;
     let mut index = 0;
     while let Some(mut column) = group.next_column()? {
@@ -190,7 +231,11 @@ fn write_ticks<W: Write + Send>(out: W, rows: &[TickRow]) -> anyhow::Result<W> {
             10 => optional::<DoubleType>(&mut column, r.map(|r| r.z))?,
             11 => required::<BoolType>(&mut column, &r.map(|r| r.anomaly).collect::<Vec<_>>())?,
             12 => required::<BoolType>(&mut column, &r.map(|r| r.late).collect::<Vec<_>>())?,
-            _ => unreachable!("the tick schema has 13 columns"),
+            13 => optional::<DoubleType>(&mut column, r.map(|r| ret(r).ret))?,
+            14 => optional::<DoubleType>(&mut column, r.map(|r| ret(r).prev_mean))?,
+            15 => optional::<DoubleType>(&mut column, r.map(|r| ret(r).prev_std))?,
+            16 => optional::<Int64Type>(&mut column, r.map(|r| ret(r).prev_count))?,
+            _ => unreachable!("the tick schemas have 13 or 17 columns"),
         }
         column.close()?;
         index += 1;
@@ -355,6 +400,15 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
                 z: float("z")?,
                 anomaly: flag("anomaly")?,
                 late: flag("late")?,
+                returns: match index("ret") {
+                    Err(_) => None,
+                    Ok(_) => Some(ReturnStats {
+                        ret: float("ret")?,
+                        prev_mean: float("ret_prev_mean")?,
+                        prev_std: float("ret_prev_std")?,
+                        prev_count: int("ret_prev_count")?,
+                    }),
+                },
             });
         }
     }
@@ -386,6 +440,7 @@ mod tests {
                 z: None,
                 anomaly: false,
                 late: false,
+                returns: None,
             };
             3
         ];
@@ -397,6 +452,43 @@ mod tests {
         assert_eq!(
             read_rows(&path, Stream::Enriched).unwrap(),
             Rows::Ticks(rows.clone())
+        );
+    }
+
+    #[test]
+    fn ticks_of_a_return_basis_chain_keep_their_return_statistics() {
+        let row = |ret: Option<f64>, count| TickRow {
+            symbol: "ES".into(),
+            ts: 1_000,
+            price: 10.0,
+            volume: 1,
+            sma: Some(10.0),
+            count: Some(1),
+            vwap: Some(10.0),
+            prev_mean: None,
+            prev_std: None,
+            prev_count: Some(0),
+            z: ret.map(|r| r * 2.0),
+            anomaly: false,
+            late: false,
+            returns: Some(ReturnStats {
+                ret,
+                prev_mean: ret.map(|r| r / 2.0),
+                prev_std: None,
+                prev_count: count,
+            }),
+        };
+        let rows = vec![
+            row(None, Some(0)),
+            row(Some(0.01), Some(21)),
+            row(None, None),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.parquet");
+        write_rows(File::create(&path).unwrap(), &Rows::Ticks(rows.clone())).unwrap();
+        assert_eq!(
+            read_rows(&path, Stream::Enriched).unwrap(),
+            Rows::Ticks(rows)
         );
     }
 
