@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
+use stockstream_core::episodes::MAX_DETAIL_TICKS;
 use stockstream_pipeline::dashboard::DerivedBatch;
 use stockstream_pipeline::outputs::{parse_rows, AlertRow, BarRow, Rows, TickRow};
 use stockstream_pipeline::source::{ReplayControl, Speed};
@@ -492,6 +493,41 @@ impl Hub {
         state.seq += 1;
         update.seq = state.seq;
         let _ = self.updates.send(Arc::new(update));
+    }
+
+    /// Gives closed alerts read back from Parquet (which has no ticks) their ticks from the
+    /// anomalies kept: the symbol's anomalies within the alert's span, at most as many as the
+    /// pipeline's alert JSON carries. Returns how many alerts got ticks.
+    pub fn fill_alert_ticks(&self) -> usize {
+        let mut state = self.state.lock().expect("not poisoned");
+        let state = &mut *state;
+        let mut by_symbol: BTreeMap<&str, Vec<(i64, f64, f64)>> = BTreeMap::new();
+        for row in &state.anomalies {
+            if let Some(z) = row.z {
+                by_symbol
+                    .entry(&row.symbol)
+                    .or_default()
+                    .push((row.ts, row.price, z));
+            }
+        }
+        for ticks in by_symbol.values_mut() {
+            ticks.sort_by_key(|t| t.0);
+        }
+        let mut filled = 0;
+        for alert in state.alerts.iter_mut().filter(|a| a.ticks.is_empty()) {
+            let Some(ticks) = by_symbol.get(&*alert.symbol) else {
+                continue;
+            };
+            let first = ticks.partition_point(|t| t.0 < alert.start_ts);
+            alert.ticks = ticks[first..]
+                .iter()
+                .take_while(|t| t.0 <= alert.end_ts)
+                .take(MAX_DETAIL_TICKS)
+                .copied()
+                .collect();
+            filled += usize::from(!alert.ticks.is_empty());
+        }
+        filled
     }
 
     fn empty_update(&self, received: Instant) -> Update {

@@ -455,6 +455,24 @@ fn history_left_in_outputs_is_in_the_first_snapshot() {
         "part-00000000000000000000-00000000000000000003.parquet",
         vec![br#"{"id":"AAPL@1700000001000","symbol":"AAPL","status":"closed","start_ts":1700000001000,"end_ts":1700000002000,"count":2,"peak_z":5.5,"peak_ts":1700000002000,"peak_price":11.0,"direction":"up","severity":"major","ticks":[]}"#.to_vec()],
     );
+    let anomaly = |ts: i64, price: f64, z: f64| {
+        String::from_utf8(enriched("AAPL", ts, price))
+            .unwrap()
+            .replace(
+                r#""z":null,"anomaly":false"#,
+                &format!(r#""z":{z},"anomaly":true"#),
+            )
+            .into_bytes()
+    };
+    write(
+        Stream::Anomalies,
+        "part-00000000000000000000-00000000000000000003.parquet",
+        vec![
+            anomaly(1_699_999_000_000, 9.0, -3.5),
+            anomaly(1_700_000_001_000, 10.5, 3.1),
+            anomaly(1_700_000_002_000, 11.0, 5.5),
+        ],
+    );
     let mut config = DashboardConfig::new(std::env::temp_dir());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.history = Some(outputs.path().to_owned());
@@ -463,6 +481,14 @@ fn history_left_in_outputs_is_in_the_first_snapshot() {
     let alerts = hub.alerts(None, 10);
     assert_eq!(alerts.len(), 1, "alerts from outputs/alerts");
     assert_eq!((&*alerts[0].id, alerts[0].count), ("AAPL@1700000001000", 2));
+    // Parquet keeps no ticks of an alert: they come from the anomalies in its span.
+    assert_eq!(
+        alerts[0].ticks,
+        vec![
+            (1_700_000_001_000, 10.5, 3.1),
+            (1_700_000_002_000, 11.0, 5.5)
+        ]
+    );
     let (_, snapshot) = hub.snapshot(&[Arc::from("AAPL")].into());
     let json: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
     let prices: Vec<f64> = json["ticks"]["AAPL"]
