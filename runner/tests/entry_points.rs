@@ -381,9 +381,7 @@ fn the_return_basis_runs_in_the_built_modules_fused_or_not_and_a_mismatch_fails_
     std::fs::write(&path, composable("log", "log")).unwrap();
     let bad = format!(
         "{:?}",
-        ChainSpec::from_file(&path)
-            .err()
-            .expect("basis: log is refused")
+        ChainSpec::from_file(&path).expect_err("basis: log is refused")
     );
     assert!(
         bad.contains("rolling-stats") && bad.contains("basis"),
