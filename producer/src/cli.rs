@@ -434,7 +434,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Ok(config) => config,
         Err(errors) => {
             for e in &errors {
-                eprintln!("producer: {e}");
+                say!("producer: {e}");
             }
             return ExitCode::from(EXIT_USAGE);
         }
@@ -451,7 +451,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     match produce(&config, &stop) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("producer: {e:#}");
+            say!("producer: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -464,7 +464,7 @@ pub fn produce(config: &ProducerConfig, stop: &AtomicBool) -> anyhow::Result<Exi
     let source = match Source::open(&config.source) {
         Ok(source) => source,
         Err(e) => {
-            eprintln!("producer: {e}");
+            say!("producer: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
@@ -491,11 +491,11 @@ pub fn produce(config: &ProducerConfig, stop: &AtomicBool) -> anyhow::Result<Exi
         &config.run,
         stop,
     );
-    eprintln!("{}", outcome.summary);
+    say!("{}", outcome.summary);
     Ok(match outcome.error {
         None => ExitCode::SUCCESS,
         Some(e) => {
-            eprintln!("producer: {}", error_chain(&e));
+            say!("producer: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     })

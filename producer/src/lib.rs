@@ -9,6 +9,14 @@
 //! - [`sinks`]: the [`Sink`](sinks::Sink) trait and its implementations;
 //! - [`cli`]: flags to a [`ProducerConfig`](cli::ProducerConfig), and the binary's `main`.
 
+/// `eprintln!` that never panics: a closed or full stderr loses the message, not the run.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod rejects;
 pub mod run;

@@ -1,7 +1,7 @@
 //! `stockstream transform`: ticks through a chain, one JSON record per output line.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, Write};
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use fluvio_protocol::record::{Record, RecordKey};
@@ -122,17 +122,17 @@ pub fn run_transform<R: BufRead>(
     let mut summary = TransformSummary::default();
     let mut bars_lateness = BarsLateness::for_chain(spec);
     let mut reported = 0u64;
-    let mut report = |diagnostics: &mut dyn Write, line: u64, message: &str| -> io::Result<()> {
+    // Diagnostics are best effort: a closed or full stderr must not stop the data.
+    let mut report = |diagnostics: &mut dyn Write, line: u64, message: &str| {
         reported += 1;
         if reported <= options.max_reported {
-            writeln!(diagnostics, "line {line}: {message}")?;
+            let _ = writeln!(diagnostics, "line {line}: {message}");
         } else if reported == options.max_reported + 1 {
-            writeln!(
+            let _ = writeln!(
                 diagnostics,
                 "(further problems are counted in the summary, not shown)"
-            )?;
+            );
         }
-        Ok(())
     };
 
     let mut batch = Vec::with_capacity(options.batch_size);
@@ -143,7 +143,7 @@ pub fn run_transform<R: BufRead>(
             InputItem::Unreadable { line, reason, .. } => {
                 summary.records_in += 1;
                 *summary.invalid.entry("unreadable_row").or_default() += 1;
-                report(diagnostics, line, &format!("invalid row: {reason}"))?;
+                report(diagnostics, line, &format!("invalid row: {reason}"));
             }
             InputItem::Record { line, value } => {
                 summary.records_in += 1;
@@ -159,7 +159,7 @@ pub fn run_transform<R: BufRead>(
                     }
                     Err(reason) => {
                         *summary.invalid.entry(reason.code()).or_default() += 1;
-                        report(diagnostics, line, &format!("invalid tick: {reason}"))?;
+                        report(diagnostics, line, &format!("invalid tick: {reason}"));
                         RecordKey::NULL
                     }
                 };
@@ -177,7 +177,7 @@ pub fn run_transform<R: BufRead>(
                     diagnostics,
                     lines[failure.index],
                     &format!("rejected by the chain: {}", failure.hint),
-                )?;
+                );
             }
             lines.clear();
             for record in output.records {

@@ -125,9 +125,9 @@ impl SyntheticConfig {
         if !(self.rate.is_finite() && self.rate > 0.0) {
             errors.push(format!("rate must be > 0 ticks/s, got {}", self.rate));
         }
-        if self.start_ms <= 0 {
+        if self.start_ms <= 0 || self.start_ms >= stockstream_core::tick::MAX_TS {
             errors.push(format!(
-                "start must be after 1970-01-01, got {} ms",
+                "start must be after 1970-01-01 and before 2200-01-01 (epoch milliseconds), got {} ms",
                 self.start_ms
             ));
         }
@@ -359,7 +359,7 @@ impl Iterator for Synthetic {
         state.last_ms = Some(now_ms);
         state.ticks += 1;
         self.seq += 1;
-        let ts = config.start_ms + now_ms.floor() as i64;
+        let ts = config.start_ms.saturating_add(now_ms.floor() as i64);
         let base_price = round_price(state.log_price.exp());
         let volume = (config.median_volume * (0.8 * z_volume).exp())
             .round()

@@ -23,9 +23,9 @@ pub struct BenchArgs {
     /// Directory holding the built .wasm modules (default: the workspace's build output).
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
-    /// Records per call into the chain.
-    #[arg(long, default_value_t = 4096)]
-    batch_size: usize,
+    /// Records per call into the chain, 1 to 65536.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
+    batch_size: u64,
     /// Timed passes over the input; the best and the median are reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -50,7 +50,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let lines: Vec<Vec<u8>> = lines.into_iter().filter(|l| !l.is_empty()).collect();
     anyhow::ensure!(!lines.is_empty(), "{} holds no ticks", args.input.display());
     let batches: Vec<Vec<Record>> = lines
-        .chunks(args.batch_size.max(1))
+        .chunks(args.batch_size as usize)
         .map(|chunk| {
             chunk
                 .iter()
@@ -64,7 +64,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let ticks = lines.len() as f64;
-    println!(
+    out!(
         "bench: {} ticks from {}, chain {}, batch {}, {} rounds, 1 thread",
         lines.len(),
         args.input.display(),
@@ -115,18 +115,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let wasm = best_and_median(&mut wasm_rates);
     let native = best_and_median(&mut native_rates);
     if let Some((best, median)) = wasm {
-        println!("wasm (fluvio-smartengine): best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {out_count} records out");
+        out!("wasm (fluvio-smartengine): best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {out_count} records out");
     }
     if let Some((best, median)) = native {
-        println!("native (same core code):   best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {native_count} records out");
+        out!("native (same core code):   best {best:>12.0} ticks/s, median {median:>12.0} ticks/s, {native_count} records out");
     }
     if let (Some((_, wasm)), Some((_, native))) = (wasm, native) {
-        println!("wasm/native (median): {:.1}%", 100.0 * wasm / native);
+        out!("wasm/native (median): {:.1}%", 100.0 * wasm / native);
     }
     // Fuel is the count of WASM instructions the engine metered: it shows which module's own
     // code costs what, apart from the host's encoding and copying between modules.
     for cost in &costs {
-        println!(
+        out!(
             "  {:<36} {:>8.0} fuel/tick, {} calls, {} records out",
             cost.module,
             cost.fuel as f64 / ticks,

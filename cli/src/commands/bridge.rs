@@ -110,7 +110,7 @@ pub fn run(args: BridgeArgs) -> anyhow::Result<ExitCode> {
             };
             let stats = Arc::new(Stats::default());
             let outcome = stockstream_bridge::fluvio::run(&config, &fluvio, &stop, stats.clone());
-            eprintln!(
+            say!(
                 "bridge: kafka topic {} -> {fluvio}: {}",
                 config.topic(),
                 stats.describe()

@@ -46,7 +46,7 @@ pub fn run_setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         let fluvio = connect(&target).await?;
         setup(&fluvio, &config).await
     })?;
-    print!("{report}");
+    let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{report}"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -64,7 +64,7 @@ pub struct MaterializeArgs {
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
     /// Commit after this many derived records...
-    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=super::MAX_COMMIT_RECORDS))]
     commit_records: u64,
     /// ...or after this long, whichever comes first (500ms, 5s, 1m).
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_interval)]
@@ -98,7 +98,7 @@ pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
         let fluvio = connect(&target).await?;
         materialize(&fluvio, &config, &stop).await
     })?;
-    eprintln!("{report}");
+    say!("{report}");
     Ok(if signal.received() {
         signal.exit_code()
     } else {

@@ -36,12 +36,13 @@ pub fn run(args: DashboardCommandArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = run_block_on(async {
         let fluvio = connect(&target).await?;
-        eprintln!("dashboard: following the derived topics of the Fluvio cluster {target}");
+        say!("dashboard: following the derived topics of the Fluvio cluster {target}");
         follow(&fluvio, &config, &feed, &stop).await
     })?;
-    eprintln!(
+    say!(
         "dashboard: {} batches shown, {} dropped while the dashboard was behind",
-        stats.sent, stats.dropped
+        stats.sent,
+        stats.dropped
     );
     dashboard.stop();
     Ok(if signal.received() {

@@ -26,6 +26,14 @@ impl FluvioArgs {
     }
 }
 
+/// Most records per call into a chain: a batch is held whole in memory (in the host and in
+/// the module), so this bounds it (at the record size limit) instead of a flag aborting the
+/// process with an allocation failure.
+pub const MAX_BATCH: u64 = 65_536;
+
+/// Most input records between commits: their derived rows wait in memory for the commit.
+pub const MAX_COMMIT_RECORDS: u64 = 10_000_000;
+
 /// Where the built .wasm modules are: `--wasm-dir`, else the workspace's build output.
 pub fn wasm_locator(wasm_dir: Option<PathBuf>) -> WasmLocator {
     WasmLocator::new(wasm_dir, run::workspace().as_deref())

@@ -84,11 +84,11 @@ pub struct PipelineArgs {
     /// Directory holding the built .wasm modules (default: the workspace's build output).
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
-    /// Records per call into the chains (an SPU batch).
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Records per call into the chains (an SPU batch), 1 to 65536.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     batch_size: u64,
     /// Commit after this many input records...
-    #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=super::MAX_COMMIT_RECORDS))]
     commit_records: u64,
     /// ...or after this long, whichever comes first (a duration: 500ms, 10s, 1m).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_interval)]
@@ -159,7 +159,7 @@ impl DashboardArgs {
         settings.retention.stale_after_ms = self.stale_after;
         let with_token = settings.token.is_some();
         let dashboard = Dashboard::start(settings)?;
-        eprintln!(
+        say!(
             "{command}: dashboard at http://{}/{}",
             dashboard.addr(),
             if with_token { "?token=..." } else { "" }
@@ -464,13 +464,13 @@ pub fn run_pipeline(
     };
     let report = stockstream_pipeline::run(&config, &stop, &mut on_event);
     if progress_shown {
-        eprint!("\r\x1b[2K");
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }
     if let Some(feed) = &feed {
-        eprintln!("{}", feed.summary());
+        say!("{}", feed.summary());
     }
     let report = report?;
-    eprintln!("{}", report.summary(&config.outputs));
+    say!("{}", report.summary(&config.outputs));
     if let (Some(dashboard), Outcome::Finished) = (&dashboard, report.outcome) {
         let c = &report.counts;
         dashboard.hub().set_run_counts(RunCounts {
@@ -478,7 +478,7 @@ pub fn run_pipeline(
             invalid: c.invalid_total(),
             late: c.late,
         });
-        eprintln!(
+        say!(
             "run: the input is done; the dashboard stays at http://{} until Ctrl-C",
             dashboard.addr()
         );

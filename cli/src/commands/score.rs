@@ -59,24 +59,31 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         args.alert_cooldown,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string(&s)?);
+        out!("{}", serde_json::to_string(&s)?);
     } else {
-        println!(
+        out!(
             "score: {} detected, {} true anomalies, {} matched (tolerance {}, one-to-one)",
-            s.detected, s.truth, s.matched, s.tolerance
+            s.detected,
+            s.truth,
+            s.matched,
+            s.tolerance
         );
-        println!(
+        out!(
             "precision {:.4}  recall {:.4}  F1 {:.4}",
-            s.precision, s.recall, s.f1
+            s.precision,
+            s.recall,
+            s.f1
         );
         let e = &s.episodes;
-        println!(
+        out!(
             "alerts (cooldown {} ms): {} alerts, {} with a true anomaly, {} of {} true anomalies inside an alert",
             e.cooldown_ms, e.alerts, e.right, e.found, e.truth
         );
-        println!(
+        out!(
             "alert precision {:.4}  recall {:.4}  F1 {:.4}",
-            e.precision, e.recall, e.f1
+            e.precision,
+            e.recall,
+            e.f1
         );
     }
     Ok(ExitCode::SUCCESS)

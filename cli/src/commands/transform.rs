@@ -27,8 +27,8 @@ pub struct TransformArgs {
     /// Symbol for CSV files without a symbol column.
     #[arg(long)]
     symbol: Option<String>,
-    /// Records per call into the chain (an SPU batch).
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Records per call into the chain (an SPU batch), 1 to 65536.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     batch_size: u64,
 }
 
@@ -62,11 +62,21 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     let mut stderr = io::stderr().lock();
     let summary = match run_transform(&spec, &mut chain, input, &mut out, &mut stderr, &options) {
         Ok(summary) => summary,
+        // The reader of stdout went away (`| head`): what it wanted is written; end quietly.
+        Err(err)
+            if err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(err) => {
-            eprintln!("stockstream transform: {err:#}");
+            say!("stockstream transform: {err:#}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    writeln!(stderr, "transform: {summary}")?;
+    let _ = writeln!(stderr, "transform: {summary}");
     Ok(ExitCode::SUCCESS)
 }

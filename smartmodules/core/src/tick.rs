@@ -46,6 +46,11 @@ impl std::fmt::Display for Field {
     }
 }
 
+/// The first millisecond a tick may not have: 2200-01-01T00:00:00Z. Far beyond any market
+/// data, and it keeps every window sum (`ts + size`, `ts - W`, watermarks) far from overflow;
+/// a larger value is almost always seconds, microseconds or nanoseconds taken for ms.
+pub const MAX_TS: i64 = 7_258_118_400_000;
+
 /// Why a record is not a valid tick. Every rejection has one, and a stable [`code`](Self::code)
 /// for counting by reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,6 +74,8 @@ pub enum InvalidTick {
     SymbolCharacter(char),
     #[error("ts must be > 0 (milliseconds since the epoch), got {0}")]
     TsNotPositive(i64),
+    #[error("ts must be before the year 2200 in milliseconds since the epoch, got {0} (seconds, microseconds or nanoseconds?)")]
+    TsOutOfRange(i64),
     #[error("price must be finite")]
     PriceNotFinite,
     #[error("price must be > 0, got {0}")]
@@ -88,7 +95,7 @@ impl InvalidTick {
             InvalidTick::WrongType { .. } => "wrong_type",
             InvalidTick::SymbolLength(_) => "bad_symbol",
             InvalidTick::SymbolCharacter(_) => "bad_symbol",
-            InvalidTick::TsNotPositive(_) => "bad_ts",
+            InvalidTick::TsNotPositive(_) | InvalidTick::TsOutOfRange(_) => "bad_ts",
             InvalidTick::PriceNotFinite => "bad_price",
             InvalidTick::PriceNotPositive(_) => "bad_price",
             InvalidTick::VolumeNegative(_) => "bad_volume",
@@ -143,7 +150,7 @@ fn compact_tick(record: &[u8]) -> Option<Tick<'_>> {
     let symbol = std::str::from_utf8(&rest[..len]).ok()?;
     let rest = strip_literal(&rest[len..], b"\",\"ts\":")?;
     let (ts, n) = leading_digits(rest);
-    if n == 0 || n > 18 || rest[0] == b'0' {
+    if n == 0 || n > 18 || rest[0] == b'0' || ts >= MAX_TS as u64 {
         return None;
     }
     let rest = strip_literal(&rest[n..], b",\"price\":")?;
@@ -267,6 +274,9 @@ fn validate_ts(value: Value<'_>) -> Result<i64, InvalidTick> {
     let ts = number.to_i64().ok_or(wrong)?;
     if ts <= 0 {
         return Err(InvalidTick::TsNotPositive(ts));
+    }
+    if ts >= MAX_TS {
+        return Err(InvalidTick::TsOutOfRange(ts));
     }
     Ok(ts)
 }
@@ -401,6 +411,19 @@ mod tests {
             ),
             (r#"{"symbol":"A","ts":0,"price":2}"#, "ts must be > 0"),
             (r#"{"symbol":"A","ts":-3,"price":2}"#, "got -3"),
+            // The poison pill of issue 13: a ts no window arithmetic can hold.
+            (
+                r#"{"symbol":"AAPL","ts":9223372036854775807,"price":10,"volume":1}"#,
+                "before the year 2200",
+            ),
+            (
+                r#"{"symbol":"A","ts":1700000000000000000,"price":2}"#,
+                "nanoseconds?",
+            ),
+            (
+                r#"{"symbol":"A","ts":7258118400000,"price":2}"#,
+                "got 7258118400000",
+            ),
             (
                 r#"{"symbol":"A","ts":1,"price":"2"}"#,
                 "`price` must be a number",
@@ -520,7 +543,11 @@ mod tests {
                             return Err("wrong_type");
                         };
                         let t = integer(&token).ok_or("wrong_type")?;
-                        ts = Some(if t > 0 { t } else { return Err("bad_ts") });
+                        ts = Some(if t > 0 && t < MAX_TS {
+                            t
+                        } else {
+                            return Err("bad_ts");
+                        });
                     }
                     "price" => {
                         if price.is_some() {
@@ -647,7 +674,7 @@ mod tests {
             for record in [
                 &br#"{"symbol":"ES","ts":1378069200083,"price":1640.25,"volume":8}"#[..],
                 br#"{"symbol":"BRK.B","ts":1,"price":0.5}"#,
-                br#"{"symbol":"A","ts":999999999999999999,"price":9007199254740992,"volume":0}"#,
+                br#"{"symbol":"A","ts":7258118399999,"price":9007199254740992,"volume":999999999999999999}"#,
             ] {
                 assert!(
                     compact_tick(record).is_some(),

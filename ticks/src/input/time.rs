@@ -24,9 +24,10 @@ const NAIVE_FORMATS: &[&str] = &[
 /// Date forms (midnight in the time zone), tried after the date-times.
 const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%Y%m%d"];
 
-/// Epoch values below this are seconds, above are milliseconds (1e11 s is in the year 5138,
-/// 1e11 ms is in 1973).
-const SECONDS_LIMIT: f64 = 1e11;
+/// Numeric timestamps are read by magnitude: below 1e11 seconds, below 1e14 milliseconds,
+/// below 1e17 microseconds, below 1e20 nanoseconds. Each bound is the year 5138 in its unit, and
+/// 1e11 ms is in 1973, so any time from 1973 on is read in the right unit whatever it is.
+const EPOCH_UNITS: [(f64, f64); 4] = [(1e11, 1e3), (1e14, 1.0), (1e17, 1e-3), (1e20, 1e-6)];
 
 /// How a timestamp column is written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,15 +123,7 @@ impl Timestamps {
 
     fn parse_auto(&self, text: &str) -> Result<i64, String> {
         if let Ok(epoch) = text.parse::<f64>() {
-            if !epoch.is_finite() || epoch <= 0.0 {
-                return Err(format!("timestamp {text:?} is not a positive epoch value"));
-            }
-            let ms = if epoch < SECONDS_LIMIT {
-                epoch * 1000.0
-            } else {
-                epoch
-            };
-            return Ok(ms.round() as i64);
+            return epoch_auto_ms(text, epoch);
         }
         if let Ok(t) = DateTime::parse_from_rfc3339(text) {
             return Ok(t.timestamp_millis());
@@ -188,6 +181,29 @@ impl Timestamps {
     }
 }
 
+/// A numeric timestamp in the unit its magnitude says ([`EPOCH_UNITS`]), as epoch milliseconds.
+fn epoch_auto_ms(text: &str, epoch: f64) -> Result<i64, String> {
+    if !epoch.is_finite() || epoch <= 0.0 {
+        return Err(format!("timestamp {text:?} is not a positive epoch value"));
+    }
+    let Some(&(_, to_ms)) = EPOCH_UNITS.iter().find(|(below, _)| epoch < *below) else {
+        return Err(format!(
+            "timestamp {text:?} is too large for epoch seconds, milliseconds, microseconds or nanoseconds"
+        ));
+    };
+    // Whole numbers exactly (a nanosecond count does not fit an f64's 53 bits).
+    if let Ok(whole) = text.parse::<i128>() {
+        let ms = if to_ms >= 1.0 {
+            whole * to_ms as i128
+        } else {
+            let per_ms = (1.0 / to_ms) as i128;
+            (whole + per_ms / 2).div_euclid(per_ms)
+        };
+        return i64::try_from(ms).map_err(|_| format!("timestamp {text:?} is out of range"));
+    }
+    Ok((epoch * to_ms).round() as i64)
+}
+
 fn epoch_ms(text: &str, scale: f64, what: &str) -> Result<i64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as i64),
@@ -204,6 +220,24 @@ pub fn parse_timestamp_ms(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_timestamps_are_read_in_the_unit_their_magnitude_says() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(parse_timestamp_ms("1700000000.123").unwrap(), ms);
+        assert_eq!(parse_timestamp_ms("1700000000123").unwrap(), ms);
+        assert_eq!(parse_timestamp_ms("1700000000123456").unwrap(), ms);
+        assert_eq!(parse_timestamp_ms("1700000000123456789").unwrap(), ms);
+        assert_eq!(
+            parse_timestamp_ms("1700000000123500000").unwrap(),
+            ms + 1,
+            "rounded"
+        );
+        assert_eq!(parse_timestamp_ms("1.7e18").unwrap(), 1_700_000_000_000);
+        for huge in ["1e30", "99999999999999999999999", "inf", "-5", "0"] {
+            assert!(parse_timestamp_ms(huge).is_err(), "{huge}");
+        }
+    }
 
     #[test]
     fn reads_every_supported_form() {

@@ -1,0 +1,235 @@
+//! Black-box regression tests for the hostile inputs of issue 13, each named after its case.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use common::{repo_root, stderr, stockstream, write_ticks};
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stockstream"));
+    command.current_dir(repo_root());
+    command
+}
+
+/// The newest dead-letter reasons of a run's outputs, one per dead record.
+fn dead_letter_reasons(outputs: &std::path::Path) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for entry in fs::read_dir(outputs.join("dead_letter")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in fs::read_to_string(&path).unwrap().lines() {
+                let dead: serde_json::Value = serde_json::from_str(line).unwrap();
+                reasons.push(dead["reason"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    reasons
+}
+
+#[test]
+fn poison_pill_ts_at_i64_max_is_dead_lettered_and_the_records_after_it_are_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let mut lines = write_ticks(&input, 3_000, 13, 50.0);
+    // Line 1501, inside the fourth commit of 500 records.
+    lines.insert(
+        1_500,
+        r#"{"symbol":"AAPL","ts":9223372036854775807,"price":10,"volume":1}"#.into(),
+    );
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let outputs = dir.path().join("out");
+    let args = [
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--no-dashboard",
+        "--commit-records",
+        "500",
+        "--outputs",
+        outputs.to_str().unwrap(),
+    ];
+    let output = stockstream(&args);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("line 1501") && err.contains("before the year 2200"),
+        "{err}"
+    );
+    assert!(err.contains("3001 records in"), "{err}");
+    assert!(err.contains("3000 enriched"), "{err}");
+    assert_eq!(dead_letter_reasons(&outputs), vec!["bad_ts"]);
+    // Run again: finished, nothing met twice.
+    let again = stockstream(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
+#[test]
+fn csv_timestamps_beyond_any_unit_are_rejected_not_clamped_and_nanoseconds_are_read_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.csv");
+    fs::write(
+        &input,
+        "symbol,timestamp,price,volume\n\
+         AAA,1700000000000000000,10,1\n\
+         AAA,1e30,12,1\n\
+         AAA,99999999999999999999999,12,1\n\
+         AAA,1700000001000000,11,1\n\
+         AAA,1700000002000,12,1\n\
+         AAA,1700000003,13,1\n",
+    )
+    .unwrap();
+    let output = stockstream(&[
+        "transform",
+        "--transforms-file",
+        "transforms/enriched.yaml",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("line 3: invalid row: timestamp \"1e30\" is too large"),
+        "{err}"
+    );
+    assert!(err.contains("line 4: invalid row"), "{err}");
+    let ts: Vec<i64> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|v| assert_eq!(v["late"], false, "{v}"))
+        .map(|v| v["ts"].as_i64().unwrap())
+        .collect();
+    // ns, µs, ms and s: one second apart each, none late.
+    assert_eq!(
+        ts,
+        vec![
+            1_700_000_000_000,
+            1_700_000_001_000,
+            1_700_000_002_000,
+            1_700_000_003_000
+        ]
+    );
+}
+
+#[test]
+fn a_synthetic_start_beyond_2200_is_refused_before_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("out");
+    let output = stockstream(&[
+        "run",
+        "--synthetic",
+        "--start-ms",
+        "9223372036854775807",
+        "--no-dashboard",
+        "--outputs",
+        outputs.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("before 2200-01-01"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!outputs.join("_checkpoint.json").exists());
+}
+
+#[test]
+fn a_batch_size_past_its_bound_is_refused_with_the_bound() {
+    for command in [
+        &["run", "--no-dashboard"][..],
+        &["transform", "--input", "-"],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--batch-size", "1000000000"]);
+        let output = stockstream(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains("1..=65536"), "{}", stderr(&output));
+    }
+    let output = stockstream(&["run", "--no-dashboard", "--commit-records", "1000000000000"]);
+    assert!(
+        stderr(&output).contains("1..=10000000"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unwritable_stderr_never_turns_a_run_or_a_transform_into_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let mut lines = write_ticks(&input, 2_000, 14, 50.0);
+    lines.insert(10, "not a tick".into());
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let outputs = dir.path().join("out");
+    let status = binary()
+        .args(["run", "--no-dashboard", "--input", input.to_str().unwrap()])
+        .args(["--outputs", outputs.to_str().unwrap()])
+        .stderr(full())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(outputs.join("_checkpoint.json").exists());
+    let output = binary()
+        .args(["transform", "--transforms-file", "transforms/enriched.yaml"])
+        .args(["--input", input.to_str().unwrap()])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", output.status);
+    assert_eq!(output.stdout.iter().filter(|&&b| b == b'\n').count(), 2_000);
+}
+
+#[test]
+fn a_closed_stdout_ends_transform_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    write_ticks(&input, 200_000, 15, 50.0);
+    let mut child = binary()
+        .args(["transform", "--transforms-file", "transforms/enriched.yaml"])
+        .args(["--input", input.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, as `head -1` would, then go away.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    write_ticks(&input, 100, 16, 50.0);
+    let output = binary()
+        .args(["run", "--no-dashboard", "--input", input.to_str().unwrap()])
+        .args(["--outputs", dir.path().join("out").to_str().unwrap()])
+        .env("RUST_LOG", "stockstream_pipeline=debug")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "log lines expected: {err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
