@@ -233,3 +233,65 @@ fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(err.contains("DEBUG"), "log lines expected: {err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
 }
+
+#[test]
+fn a_50_mb_single_line_record_is_dead_lettered_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.jsonl");
+    let pad = "x".repeat(50_000_000);
+    fs::write(
+        &input,
+        format!(
+            "{{\"symbol\":\"A\",\"ts\":1700000000000,\"price\":1,\"pad\":\"{pad}\"}}\n\
+             {{\"symbol\":\"A\",\"ts\":1700000001000,\"price\":2}}\n"
+        ),
+    )
+    .unwrap();
+    let outputs = dir.path().join("out");
+    let output = stockstream(&[
+        "run",
+        "--no-dashboard",
+        "--input",
+        input.to_str().unwrap(),
+        "--outputs",
+        outputs.to_str().unwrap(),
+    ]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("record of 50000052 bytes is over the limit of 1048576 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("1 enriched"), "{err}");
+    let dead = fs::read_dir(outputs.join("dead_letter"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        dead.contains("over the limit") && dead.len() < 10_000,
+        "{} bytes",
+        dead.len()
+    );
+    // The largest child this test process waited for: the run above (2.2 GB before the
+    // limit), or a smaller one of a test running beside it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let max_rss_mb = usage.ru_maxrss / 1024;
+    assert!(max_rss_mb < 600, "a child reached {max_rss_mb} MB");
+    // A lower limit applies to transform too.
+    let output = stockstream(&[
+        "transform",
+        "--transforms-file",
+        "transforms/enriched.yaml",
+        "--max-record-bytes",
+        "64",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    assert!(
+        stderr(&output).contains("over the limit of 64 bytes"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -362,6 +362,7 @@ impl Cli {
                     timestamps: Timestamps::new(self.ts_format.clone(), self.tz),
                     ohlc_expand: self.ohlc_expand,
                     ohlc_bar_ms: None,
+                    max_record_bytes: None,
                 },
             }
         };

@@ -88,7 +88,14 @@ pub struct CsvSettings {
     /// per bar (open, low/high, high/low, close) at even steps inside the bar, the close at
     /// the timestamp, the volume split exactly. Wins over `ohlc_expand`.
     pub ohlc_bar_ms: Option<i64>,
+    /// Longest JSON line read (`--max-record-bytes`); a longer one is skipped without being
+    /// held in memory and reported as `too_large`. `None`: [`DEFAULT_MAX_RECORD_BYTES`].
+    pub max_record_bytes: Option<usize>,
 }
+
+/// 1 MiB: a tick is under 100 bytes, so only garbage or a runaway line comes near it, and a
+/// batch of 4,096 records stays within 4 GiB at worst.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 impl From<&CsvOptions> for CsvSettings {
     fn from(options: &CsvOptions) -> Self {
@@ -134,9 +141,60 @@ pub fn write_tick_record(
     out.push(b'}');
 }
 
+/// What [`read_line_bounded`] found.
+enum Line {
+    End,
+    Read,
+    /// Over the limit: the whole line (this many bytes) was consumed, only its start kept.
+    TooLong(usize),
+}
+
+/// `read_until(b'\n')` that keeps at most `limit` bytes: past it, the rest of the line is
+/// consumed from the reader's buffer and dropped, so memory stays bounded whatever the line.
+fn read_line_bounded<R: BufRead>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Line> {
+    let mut length = 0usize;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match length {
+                0 => Line::End,
+                n if n > limit => Line::TooLong(n),
+                _ => Line::Read,
+            });
+        }
+        let (used, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        // Room for the line, its CR and LF, and one byte more to tell an overlong line.
+        let room = (limit + 2).saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..used.min(room)]);
+        length += used;
+        reader.consume(used);
+        if done {
+            // The line ending (LF or CRLF) does not count against the limit.
+            let crlf = out.ends_with(b"\r\n");
+            let content = length - 1 - usize::from(crlf);
+            return Ok(if content > limit {
+                Line::TooLong(content)
+            } else {
+                Line::Read
+            });
+        }
+    }
+}
+
 /// Iterates the ticks of a JSON-lines or CSV source.
 pub enum TickReader<R: BufRead> {
-    JsonLines { reader: R, line: u64 },
+    JsonLines { reader: R, line: u64, limit: usize },
     Csv(Box<CsvTicks<R>>),
 }
 
@@ -149,7 +207,11 @@ impl<R: BufRead> TickReader<R> {
     /// expansion). Errors in the header or the settings are `InvalidData`, with the fix.
     pub fn with_settings(reader: R, format: InputFormat, csv: &CsvSettings) -> io::Result<Self> {
         Ok(match format {
-            InputFormat::JsonLines => TickReader::JsonLines { reader, line: 0 },
+            InputFormat::JsonLines => TickReader::JsonLines {
+                reader,
+                line: 0,
+                limit: csv.max_record_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+            },
             InputFormat::Csv => TickReader::Csv(Box::new(CsvTicks::with_settings(reader, csv)?)),
         })
     }
@@ -168,11 +230,28 @@ impl<R: BufRead> Iterator for TickReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            TickReader::JsonLines { reader, line } => loop {
+            TickReader::JsonLines {
+                reader,
+                line,
+                limit,
+            } => loop {
                 let mut value = Vec::with_capacity(128);
-                match reader.read_until(b'\n', &mut value) {
-                    Ok(0) => return None,
-                    Ok(_) => {
+                match read_line_bounded(reader, &mut value, *limit) {
+                    Ok(Line::End) => return None,
+                    Ok(Line::TooLong(length)) => {
+                        *line += 1;
+                        let shown =
+                            String::from_utf8_lossy(&value[..value.len().min(200).min(*limit)]);
+                        return Some(Ok(InputItem::Unreadable {
+                            line: *line,
+                            reason: format!(
+                                "record of {length} bytes is over the limit of {limit} bytes (--max-record-bytes); skipped"
+                            ),
+                            raw: format!("{shown}…"),
+                            code: "too_large",
+                        }));
+                    }
+                    Ok(Line::Read) => {
                         *line += 1;
                         while value.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
                             value.pop();
@@ -188,5 +267,53 @@ impl<R: BufRead> Iterator for TickReader<R> {
             },
             TickReader::Csv(rows) => rows.next(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(text: &str, limit: usize) -> Vec<InputItem> {
+        let settings = CsvSettings {
+            max_record_bytes: Some(limit),
+            ..CsvSettings::default()
+        };
+        // A tiny buffer, so lines cross buffer boundaries.
+        let reader = io::BufReader::with_capacity(4, text.as_bytes());
+        TickReader::with_settings(reader, InputFormat::JsonLines, &settings)
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn json_lines_over_the_limit_are_skipped_whole_and_the_next_ones_read() {
+        let got = items(
+            "0123456789\r\n01234567890\n\n{\"a\":1}\nxxxxxxxxxxxxxxxx",
+            10,
+        );
+        let summary: Vec<String> = got
+            .iter()
+            .map(|item| match item {
+                InputItem::Record { line, value } => {
+                    format!("{line}:{}", String::from_utf8_lossy(value))
+                }
+                InputItem::Unreadable {
+                    line, code, raw, ..
+                } => format!("{line}:{code}:{raw}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                // Exactly at the limit (the CR is part of the line, trimmed after).
+                "1:0123456789".to_owned(),
+                "2:too_large:0123456789…".to_owned(),
+                "4:{\"a\":1}".to_owned(),
+                // The last line, with no newline.
+                "5:too_large:xxxxxxxxxx…".to_owned(),
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@ pub mod synthetic;
 pub use input::{
     input_files, open_files, write_tick_record, BarLength, ColumnNames, CsvOptions, CsvSettings,
     FilesError, InputFormat, InputItem, InputSettings, MergedTicks, TickReader, TimestampFormat,
-    Timestamps, Tz,
+    Timestamps, Tz, DEFAULT_MAX_RECORD_BYTES,
 };
 pub use pace::{Pacer, ReplayControl, Speed, Waited};
 pub use synthetic::{Anomaly, Synthetic, SyntheticConfig, SyntheticTick};

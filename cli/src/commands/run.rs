@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Symbol for CSV files without a symbol column.
     #[arg(long)]
     symbol: Option<String>,
+    /// Longest JSON line (bytes); a longer one is dead-lettered as too_large without being
+    /// held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = stockstream_ticks::DEFAULT_MAX_RECORD_BYTES, value_parser = parse_record_limit)]
+    max_record_bytes: usize,
     /// Read ticks from a Kafka topic through the bridge instead of a file (see the Kafka
     /// options); the run resumes where it stopped, with exactly-once outputs.
     #[arg(long, conflicts_with_all = ["input", "synthetic"])]
@@ -109,6 +113,16 @@ pub struct PipelineArgs {
     /// dead-lettered.
     #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=30), help_heading = "Alerts")]
     alert_webhook_attempts: u32,
+}
+
+/// `--max-record-bytes`: 64 bytes (a tick's size) to 1 GiB.
+pub fn parse_record_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (64..=1 << 30).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number of bytes from 64 to 1073741824"
+        )),
+    }
 }
 
 pub fn parse_cooldown(text: &str) -> Result<i64, String> {
@@ -306,6 +320,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut csv = stockstream_ticks::CsvSettings {
             symbol: args.symbol,
             ohlc_expand: args.ohlc_expand,
+            max_record_bytes: Some(args.max_record_bytes),
             ..Default::default()
         };
         csv.timestamps.tz = tz;

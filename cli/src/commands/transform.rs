@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use stockstream_runner::transform::{run_transform, TransformOptions};
-use stockstream_ticks::{CsvOptions, InputFormat, TickReader};
+use stockstream_ticks::{CsvSettings, InputFormat, TickReader};
 
 #[derive(Args)]
 pub struct TransformArgs {
@@ -30,6 +30,10 @@ pub struct TransformArgs {
     /// Records per call into the chain (an SPU batch), 1 to 65536.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     batch_size: u64,
+    /// Longest JSON line (bytes); a longer one is reported as too large and skipped without
+    /// being held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = stockstream_ticks::DEFAULT_MAX_RECORD_BYTES, value_parser = super::run::parse_record_limit)]
+    max_record_bytes: usize,
 }
 
 pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
@@ -43,10 +47,12 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", args.input.display()))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let csv = CsvOptions {
+    let csv = CsvSettings {
         symbol: args.symbol,
+        max_record_bytes: Some(args.max_record_bytes),
+        ..CsvSettings::default()
     };
-    let input = TickReader::new(reader, format, &csv)
+    let input = TickReader::with_settings(reader, format, &csv)
         .with_context(|| format!("reading {}", args.input.display()))?;
     let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))
