@@ -295,3 +295,44 @@ fn a_50_mb_single_line_record_is_dead_lettered_and_memory_stays_bounded() {
         stderr(&output)
     );
 }
+
+#[test]
+fn vwap_stays_finite_and_recovers_after_the_largest_tick_leaves_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    fs::write(
+        &input,
+        "{\"symbol\":\"A\",\"ts\":1700000000000,\"price\":1e308,\"volume\":9223372036854775807}\n\
+         {\"symbol\":\"A\",\"ts\":1700000001000,\"price\":10,\"volume\":1}\n\
+         {\"symbol\":\"A\",\"ts\":1700000002000,\"price\":1000000000000,\"volume\":1000000000000}\n\
+         {\"symbol\":\"A\",\"ts\":1700000003000,\"price\":1000000000000,\"volume\":1000000000000}\n\
+         {\"symbol\":\"A\",\"ts\":1700000400000,\"price\":10,\"volume\":1}\n",
+    )
+    .unwrap();
+    let output = stockstream(&[
+        "transform",
+        "--transforms-file",
+        "transforms/enriched.yaml",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("line 1: invalid tick: price must be at most 1e12"),
+        "{err}"
+    );
+    let vwaps: Vec<f64> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["vwap"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(vwaps.len(), 4);
+    assert!(vwaps.iter().all(|v| v.is_finite()), "{vwaps:?}");
+    // The two largest ticks have left the 5-minute window: back to the price.
+    assert_eq!(vwaps[3], 10.0, "{vwaps:?}");
+}

@@ -72,7 +72,7 @@ impl PriceVolume {
     pub fn push(&mut self, price: f64, volume: u64) {
         self.prices.push(price);
         self.notional += price * volume as f64;
-        self.volume += volume;
+        self.volume = self.volume.saturating_add(volume);
     }
 
     #[inline]
@@ -80,7 +80,7 @@ impl PriceVolume {
         PriceVolume {
             prices: self.prices.merge(other.prices),
             notional: self.notional + other.notional,
-            volume: self.volume + other.volume,
+            volume: self.volume.saturating_add(other.volume),
         }
     }
 

@@ -51,6 +51,12 @@ impl std::fmt::Display for Field {
 /// a larger value is almost always seconds, microseconds or nanoseconds taken for ms.
 pub const MAX_TS: i64 = 7_258_118_400_000;
 
+/// Largest price and volume a tick may have. No instrument trades near either, and they keep
+/// every window's sums finite and exact: a notional of at most 1e24 per tick, and a volume sum
+/// (saturating) that would need 18 million such ticks in one window to reach `u64::MAX`.
+pub const MAX_PRICE: f64 = 1e12;
+pub const MAX_VOLUME: u64 = 1_000_000_000_000;
+
 /// Why a record is not a valid tick. Every rejection has one, and a stable [`code`](Self::code)
 /// for counting by reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -80,8 +86,12 @@ pub enum InvalidTick {
     PriceNotFinite,
     #[error("price must be > 0, got {0}")]
     PriceNotPositive(f64),
+    #[error("price must be at most 1e12, got {0}")]
+    PriceTooLarge(f64),
     #[error("volume must be >= 0, got {0}")]
     VolumeNegative(i64),
+    #[error("volume must be at most 1e12, got {0}")]
+    VolumeTooLarge(i64),
 }
 
 impl InvalidTick {
@@ -97,8 +107,8 @@ impl InvalidTick {
             InvalidTick::SymbolCharacter(_) => "bad_symbol",
             InvalidTick::TsNotPositive(_) | InvalidTick::TsOutOfRange(_) => "bad_ts",
             InvalidTick::PriceNotFinite => "bad_price",
-            InvalidTick::PriceNotPositive(_) => "bad_price",
-            InvalidTick::VolumeNegative(_) => "bad_volume",
+            InvalidTick::PriceNotPositive(_) | InvalidTick::PriceTooLarge(_) => "bad_price",
+            InvalidTick::VolumeNegative(_) | InvalidTick::VolumeTooLarge(_) => "bad_volume",
         }
     }
 }
@@ -155,13 +165,13 @@ fn compact_tick(record: &[u8]) -> Option<Tick<'_>> {
     }
     let rest = strip_literal(&rest[n..], b",\"price\":")?;
     let (price, rest) = simple_decimal(rest)?;
-    if price <= 0.0 {
+    if price <= 0.0 || price > MAX_PRICE {
         return None;
     }
     let (volume, rest) = match strip_literal(rest, b",\"volume\":") {
         Some(rest) => {
             let (volume, n) = leading_digits(rest);
-            if n == 0 || n > 18 || (n > 1 && rest[0] == b'0') {
+            if n == 0 || n > 18 || (n > 1 && rest[0] == b'0') || volume > MAX_VOLUME {
                 return None;
             }
             (volume, &rest[n..])
@@ -295,6 +305,9 @@ fn validate_price(value: Value<'_>) -> Result<f64, InvalidTick> {
     if price <= 0.0 {
         return Err(InvalidTick::PriceNotPositive(price));
     }
+    if price > MAX_PRICE {
+        return Err(InvalidTick::PriceTooLarge(price));
+    }
     Ok(price)
 }
 
@@ -307,6 +320,9 @@ fn validate_volume(value: Value<'_>) -> Result<u64, InvalidTick> {
         Value::Null => Ok(0),
         Value::Num(number) => {
             let volume = number.to_i64().ok_or(wrong)?;
+            if volume > MAX_VOLUME as i64 {
+                return Err(InvalidTick::VolumeTooLarge(volume));
+            }
             u64::try_from(volume).map_err(|_| InvalidTick::VolumeNegative(volume))
         }
         _ => Err(wrong),
@@ -437,6 +453,15 @@ mod tests {
                 "price must be finite",
             ),
             (r#"{"symbol":"A","ts":1,"price":0}"#, "price must be > 0"),
+            // The vwap overflow of issue 13: bounded at validation.
+            (
+                r#"{"symbol":"A","ts":1,"price":1e308,"volume":1}"#,
+                "at most 1e12",
+            ),
+            (
+                r#"{"symbol":"A","ts":1,"price":2,"volume":9223372036854775807}"#,
+                "volume must be at most 1e12",
+            ),
             (r#"{"symbol":"A","ts":1,"price":-1.5}"#, "got -1.5"),
             (
                 r#"{"symbol":"A","ts":1,"price":2,"volume":-1}"#,
@@ -557,7 +582,7 @@ mod tests {
                             return Err("wrong_type");
                         };
                         let p: f64 = token.parse().expect("JSON numbers parse");
-                        price = Some(if p.is_finite() && p > 0.0 {
+                        price = Some(if p.is_finite() && p > 0.0 && p <= MAX_PRICE {
                             p
                         } else {
                             return Err("bad_price");
@@ -571,7 +596,11 @@ mod tests {
                             Token::Null => 0,
                             Token::Num { token } => {
                                 let v = integer(&token).ok_or("wrong_type")?;
-                                u64::try_from(v).map_err(|_| "bad_volume")?
+                                let v = u64::try_from(v).map_err(|_| "bad_volume")?;
+                                if v > MAX_VOLUME {
+                                    return Err("bad_volume");
+                                }
+                                v
                             }
                             _ => return Err("wrong_type"),
                         });
@@ -674,7 +703,7 @@ mod tests {
             for record in [
                 &br#"{"symbol":"ES","ts":1378069200083,"price":1640.25,"volume":8}"#[..],
                 br#"{"symbol":"BRK.B","ts":1,"price":0.5}"#,
-                br#"{"symbol":"A","ts":7258118399999,"price":9007199254740992,"volume":999999999999999999}"#,
+                br#"{"symbol":"A","ts":7258118399999,"price":1000000000000,"volume":1000000000000}"#,
             ] {
                 assert!(
                     compact_tick(record).is_some(),
