@@ -336,3 +336,91 @@ fn vwap_stays_finite_and_recovers_after_the_largest_tick_leaves_the_window() {
     // The two largest ticks have left the 5-minute window: back to the price.
     assert_eq!(vwaps[3], 10.0, "{vwaps:?}");
 }
+
+#[test]
+fn csv_flags_are_validated_at_start_up_and_refused_where_they_do_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("quotes.csv");
+    fs::write(
+        &csv,
+        "when,last,qty\n2024-01-02 14:30:00,10.5,3\n2024-01-02 14:30:01,10.6,1\n",
+    )
+    .unwrap();
+    let jsonl = dir.path().join("ticks.jsonl");
+    write_ticks(&jsonl, 10, 17, 5.0);
+    let outputs = dir.path().join("out");
+    let run = |input: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["run", "--no-dashboard", "--input", input.to_str().unwrap()];
+        args.extend(["--outputs", outputs.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        stockstream(&args)
+    };
+    // A bad --symbol would dead-letter every row: refused before anything is read.
+    let output = run(&csv, &["--symbol", "bad sym"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--symbol \"bad sym\": symbol may hold only"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!outputs.exists());
+    // --symbol on JSON lines used to be ignored without a word.
+    let output = run(&jsonl, &["--symbol", "AAPL"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--symbol applies to CSV input only"),
+        "{}",
+        stderr(&output)
+    );
+    let output = stockstream(&["run", "--synthetic", "--no-dashboard", "--ts-col", "t"]);
+    assert!(stderr(&output).contains("--ts-col applies to CSV files (--input), not --synthetic"));
+    // The column flags the CSV errors name exist on run and transform.
+    let output = run(
+        &csv,
+        &[
+            "--symbol",
+            "XYZ",
+            "--ts-col",
+            "when",
+            "--price-col",
+            "last",
+            "--volume-col",
+            "qty",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("2 records in"),
+        "{}",
+        stderr(&output)
+    );
+    let output = stockstream(&[
+        "transform",
+        "--transforms-file",
+        "transforms/enriched.yaml",
+        "--input",
+        csv.to_str().unwrap(),
+        "--symbol",
+        "XYZ",
+        "--ts-col",
+        "when",
+        "--price-col",
+        "last",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+    let output = stockstream(&[
+        "transform",
+        "--input",
+        jsonl.to_str().unwrap(),
+        "--transforms-file",
+        "transforms/enriched.yaml",
+        "--ts-format",
+        "epoch-s",
+    ]);
+    assert!(
+        stderr(&output).contains("--ts-format applies to CSV input only"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, Args, Parser};
 use stockstream_ticks::input::{parse_tz, Tz};
 use stockstream_ticks::synthetic::symbols_for_count;
 use stockstream_ticks::{
@@ -61,30 +61,8 @@ pub struct Cli {
     pub duration: Option<i64>,
 
     // ---- CSV ----
-    /// Symbol of every row, for files without a symbol column.
-    #[arg(long, requires = "input", help_heading = "CSV")]
-    pub symbol: Option<String>,
-
-    /// Name of the symbol column (default: symbol, ticker or name).
-    #[arg(long, value_name = "NAME", requires = "input", help_heading = "CSV")]
-    pub symbol_col: Option<String>,
-
-    /// Name of the timestamp column (default: ts, timestamp, datetime, time or date).
-    #[arg(long, value_name = "NAME", requires = "input", help_heading = "CSV")]
-    pub ts_col: Option<String>,
-
-    /// Name of the price column (default: price, close or last).
-    #[arg(long, value_name = "NAME", requires = "input", help_heading = "CSV")]
-    pub price_col: Option<String>,
-
-    /// Name of the volume column (default: volume, vol, size, qty or quantity).
-    #[arg(long, value_name = "NAME", requires = "input", help_heading = "CSV")]
-    pub volume_col: Option<String>,
-
-    /// Timestamp form: auto, rfc3339, epoch-s, epoch-ms, or a strftime pattern
-    /// (`%d.%m.%Y %H:%M:%S`).
-    #[arg(long, default_value = "auto", value_parser = parse_ts_format, requires = "input", help_heading = "CSV")]
-    pub ts_format: TimestampFormat,
+    #[command(flatten)]
+    pub csv: CsvArgs,
 
     /// Time zone of naive date-times and dates (IANA name, e.g. America/New_York).
     #[arg(long, value_name = "ZONE", value_parser = parse_zone, requires = "input", help_heading = "CSV")]
@@ -223,6 +201,94 @@ pub enum Format {
     Jsonl,
 }
 
+/// How CSV input is read, shared by the producer, `stockstream run` and `stockstream transform`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CsvArgs {
+    /// Symbol of every row, for files without a symbol column.
+    #[arg(long, help_heading = "CSV")]
+    pub symbol: Option<String>,
+
+    /// Name of the symbol column (default: symbol, ticker or name).
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub symbol_col: Option<String>,
+
+    /// Name of the timestamp column (default: ts, timestamp, datetime, time or date).
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub ts_col: Option<String>,
+
+    /// Name of the price column (default: price, close or last).
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub price_col: Option<String>,
+
+    /// Name of the volume column (default: volume, vol, size, qty or quantity).
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub volume_col: Option<String>,
+
+    /// Timestamp form: auto, rfc3339, epoch-s, epoch-ms, or a strftime pattern
+    /// (`%d.%m.%Y %H:%M:%S`).
+    #[arg(long, default_value = "auto", value_parser = parse_ts_format, help_heading = "CSV")]
+    pub ts_format: TimestampFormat,
+}
+
+impl CsvArgs {
+    /// What is wrong with these flags for `input` read as `format`: an invalid `--symbol`, or
+    /// CSV-only flags (these, and `more` of the caller's) given for JSON lines.
+    pub fn problems(
+        &self,
+        format: InputFormat,
+        input: &str,
+        more: &[(bool, &'static str)],
+        hint: &str,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(symbol) = &self.symbol {
+            if let Err(e) = stockstream_core::tick::check_symbol(symbol) {
+                problems.push(format!("--symbol {symbol:?}: {e}"));
+            }
+        }
+        if format == InputFormat::JsonLines {
+            let more = more.iter().filter(|(set, _)| *set).map(|(_, flag)| *flag);
+            for flag in self.given().into_iter().chain(more) {
+                problems.push(format!(
+                    "{flag} applies to CSV input only; {input} is read as JSON lines{hint}"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The flags given.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (self.symbol.is_some(), "--symbol"),
+            (self.symbol_col.is_some(), "--symbol-col"),
+            (self.ts_col.is_some(), "--ts-col"),
+            (self.price_col.is_some(), "--price-col"),
+            (self.volume_col.is_some(), "--volume-col"),
+            (self.ts_format != TimestampFormat::Auto, "--ts-format"),
+        ]
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, flag)| flag)
+        .collect()
+    }
+
+    /// The CSV settings these flags ask for, with naive times in `tz`.
+    pub fn settings(&self, tz: Option<Tz>) -> CsvSettings {
+        CsvSettings {
+            symbol: self.symbol.clone(),
+            columns: ColumnNames {
+                symbol: self.symbol_col.clone(),
+                ts: self.ts_col.clone(),
+                price: self.price_col.clone(),
+                volume: self.volume_col.clone(),
+            },
+            timestamps: Timestamps::new(self.ts_format.clone(), tz),
+            ..CsvSettings::default()
+        }
+    }
+}
+
 fn parse_speed(s: &str) -> Result<Speed, String> {
     s.parse()
 }
@@ -271,6 +337,11 @@ impl Cli {
     pub fn into_config(self) -> Result<ProducerConfig, Vec<String>> {
         let mut errors = Vec::new();
         let source = if self.synthetic {
+            for flag in self.csv.given() {
+                errors.push(format!(
+                    "{flag} applies to CSV input (--input), not --synthetic"
+                ));
+            }
             let symbols = match (self.count, self.symbols.is_empty()) {
                 (Some(0), _) => {
                     errors.push("--count must be at least 1".to_owned());
@@ -325,44 +396,21 @@ impl Cli {
                 Some(Format::Jsonl) => InputFormat::JsonLines,
                 None => InputFormat::from_path((path.as_os_str() != "-").then_some(path.as_path())),
             };
-            if let Some(symbol) = &self.symbol {
-                if let Err(e) = stockstream_core::tick::check_symbol(symbol) {
-                    errors.push(format!("--symbol {symbol:?}: {e}"));
-                }
-            }
-            if format == InputFormat::JsonLines {
-                let csv_only = [
-                    (self.symbol.is_some(), "--symbol"),
-                    (self.symbol_col.is_some(), "--symbol-col"),
-                    (self.ts_col.is_some(), "--ts-col"),
-                    (self.price_col.is_some(), "--price-col"),
-                    (self.volume_col.is_some(), "--volume-col"),
-                    (self.ts_format != TimestampFormat::Auto, "--ts-format"),
+            errors.extend(self.csv.problems(
+                format,
+                &path.display().to_string(),
+                &[
                     (self.tz.is_some(), "--tz"),
                     (self.ohlc_expand, "--ohlc-expand"),
-                ];
-                for (_, flag) in csv_only.iter().filter(|(set, _)| *set) {
-                    errors.push(format!(
-                        "{flag} applies to CSV input only; {} is read as JSON lines (use --format csv if it is CSV)",
-                        path.display()
-                    ));
-                }
-            }
+                ],
+                " (use --format csv if it is CSV)",
+            ));
             SourceConfig::Replay {
                 path,
                 format,
                 csv: CsvSettings {
-                    symbol: self.symbol.clone(),
-                    columns: ColumnNames {
-                        symbol: self.symbol_col.clone(),
-                        ts: self.ts_col.clone(),
-                        price: self.price_col.clone(),
-                        volume: self.volume_col.clone(),
-                    },
-                    timestamps: Timestamps::new(self.ts_format.clone(), self.tz),
                     ohlc_expand: self.ohlc_expand,
-                    ohlc_bar_ms: None,
-                    max_record_bytes: None,
+                    ..self.csv.settings(self.tz)
                 },
             }
         };

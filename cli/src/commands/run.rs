@@ -17,6 +17,7 @@ use stockstream_pipeline::dates::PartitionBy;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{ReplayControl, Source, Speed};
 use stockstream_runner::WasmLocator;
+use stockstream_ticks::InputFormat;
 
 use super::bridge::KafkaArgs;
 
@@ -53,9 +54,8 @@ pub struct RunArgs {
     /// [default: max for files, 1 for --synthetic].
     #[arg(long, value_name = "X|max")]
     speed: Option<Speed>,
-    /// Symbol for CSV files without a symbol column.
-    #[arg(long)]
-    symbol: Option<String>,
+    #[command(flatten)]
+    csv: producer::CsvArgs,
     /// Longest JSON line (bytes); a longer one is dead-lettered as too_large without being
     /// held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = stockstream_ticks::DEFAULT_MAX_RECORD_BYTES, value_parser = parse_record_limit)]
@@ -290,6 +290,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.kafka || !args.kafka_args.any(),
         "the Kafka options (--bootstrap, --topic, --group, ...) need --kafka"
     );
+    let mut problems = Vec::new();
+    if args.kafka || args.synthetic {
+        let source = if args.kafka { "--kafka" } else { "--synthetic" };
+        for flag in args.csv.given() {
+            problems.push(format!(
+                "{flag} applies to CSV files (--input), not {source}"
+            ));
+        }
+    } else {
+        // CSV flags on inputs that are all JSON-lines files (directories may hold CSV).
+        let json_only = !args.input.is_empty()
+            && args.input.iter().all(|path| {
+                path.is_file() && InputFormat::from_path(Some(path)) == InputFormat::JsonLines
+            });
+        let format = if json_only {
+            InputFormat::JsonLines
+        } else {
+            InputFormat::Csv
+        };
+        let names: Vec<String> = args.input.iter().map(|p| p.display().to_string()).collect();
+        problems.extend(args.csv.problems(format, &names.join(", "), &[], ""));
+    }
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let workspace = workspace();
     let speed = args.speed.unwrap_or(if args.synthetic {
         Speed::Factor(1.0)
@@ -317,13 +340,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let ohlc_bars = args
             .ohlc_bars
             .or(sample.then_some(stockstream_ticks::BarLength::Auto));
-        let mut csv = stockstream_ticks::CsvSettings {
-            symbol: args.symbol,
+        let csv = stockstream_ticks::CsvSettings {
             ohlc_expand: args.ohlc_expand,
             max_record_bytes: Some(args.max_record_bytes),
-            ..Default::default()
+            ..args.csv.settings(tz)
         };
-        csv.timestamps.tz = tz;
         PipelineInput::Source(Source::Files {
             paths,
             settings: stockstream_ticks::InputSettings { csv, ohlc_bars },

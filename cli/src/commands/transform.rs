@@ -24,9 +24,8 @@ pub struct TransformArgs {
     /// Directory holding the built .wasm modules (default: the workspace's build output).
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
-    /// Symbol for CSV files without a symbol column.
-    #[arg(long)]
-    symbol: Option<String>,
+    #[command(flatten)]
+    csv: producer::CsvArgs,
     /// Records per call into the chain (an SPU batch), 1 to 65536.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     batch_size: u64,
@@ -47,10 +46,13 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", args.input.display()))?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
+    let problems = args
+        .csv
+        .problems(format, &args.input.display().to_string(), &[], "");
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
     let csv = CsvSettings {
-        symbol: args.symbol,
         max_record_bytes: Some(args.max_record_bytes),
-        ..CsvSettings::default()
+        ..args.csv.settings(None)
     };
     let input = TickReader::with_settings(reader, format, &csv)
         .with_context(|| format!("reading {}", args.input.display()))?;
