@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            say!("stockstream: {err:#}");
+            say!("stockstream: {}", producer::error_chain(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -424,3 +424,51 @@ fn csv_flags_are_validated_at_start_up_and_refused_where_they_do_not_apply() {
         stderr(&output)
     );
 }
+
+#[test]
+fn error_messages_name_the_path_and_never_repeat_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let under_a_file = file.join("outputs");
+    let missing = dir.path().join("missing.csv");
+    let cases: [(Vec<&str>, String); 3] = [
+        (
+            vec![
+                "run",
+                "--no-dashboard",
+                "--outputs",
+                under_a_file.to_str().unwrap(),
+            ],
+            format!(
+                "cannot create the outputs directory {}",
+                under_a_file.display()
+            ),
+        ),
+        (
+            vec![
+                "run",
+                "--no-dashboard",
+                "--input",
+                missing.to_str().unwrap(),
+            ],
+            format!("cannot read {}", missing.display()),
+        ),
+        (
+            vec!["transform", "--transforms-file", missing.to_str().unwrap()],
+            format!("cannot read transforms file {}", missing.display()),
+        ),
+    ];
+    for (args, wanted) in cases {
+        let output = stockstream(&args);
+        let err = stderr(&output);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(err.contains(&wanted), "{args:?}: {err}");
+        for cause in ["(os error 2)", "(os error 20)"] {
+            assert!(
+                err.matches(cause).count() <= 1,
+                "{args:?} repeats {cause}: {err}"
+            );
+        }
+    }
+}

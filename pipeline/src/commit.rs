@@ -15,6 +15,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 /// Width of the offsets in file names.
 const OFFSET_DIGITS: usize = 20;
 
@@ -232,13 +234,15 @@ pub struct DirLock {
 
 impl DirLock {
     pub fn acquire(root: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(root)?;
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create the outputs directory {}", root.display()))?;
         let path = root.join(".lock");
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)?;
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd;

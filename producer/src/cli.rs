@@ -500,7 +500,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     match produce(&config, &stop) {
         Ok(code) => code,
         Err(e) => {
-            say!("producer: {e:#}");
+            say!("producer: {}", error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -551,7 +551,9 @@ pub fn produce(config: &ProducerConfig, stop: &AtomicBool) -> anyhow::Result<Exi
 }
 
 /// The error and its causes, each once.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes on one line, each cause once: a message that already quotes its
+/// cause (`cannot read X: <cause>`) does not repeat it.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -23,7 +23,7 @@ pub mod run;
 pub mod sinks;
 pub mod source;
 
-pub use cli::{main_with, produce, Cli, CsvArgs, ProducerConfig};
+pub use cli::{error_chain, main_with, produce, Cli, CsvArgs, ProducerConfig};
 pub use run::{run, Outcome, RunError, RunOptions, Stop, Summary};
 pub use sinks::{Sink, SinkConfig, SinkError, SinkKind};
 pub use source::{Source, SourceConfig, SourceItem};

@@ -81,7 +81,10 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Err(err) => {
-            say!("stockstream transform: {err:#}");
+            say!(
+                "stockstream transform: {}",
+                producer::error_chain(err.as_ref())
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
