@@ -472,3 +472,52 @@ fn error_messages_name_the_path_and_never_repeat_their_cause() {
         }
     }
 }
+
+#[test]
+fn dead_letters_keep_the_original_bytes_and_csv_quoting() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let mut bytes = b"{\"symbol\":\"A\",\"ts\":1700000000000,\"price\":1}\n".to_vec();
+    let latin1 = b"{\"symbol\":\"caf\xe9\",\"ts\":1700000001000,\"price\":2}";
+    bytes.extend_from_slice(latin1);
+    bytes.push(b'\n');
+    fs::write(&input, &bytes).unwrap();
+    let csv = dir.path().join("ticks.csv");
+    fs::write(
+        &csv,
+        "symbol,ts,price,volume\nMSFT,2024-01-02T14:30:00Z,10,5\n\"MS\"\"FT\",2024-01-02T14:30:01Z,\"1,000.5\",5\n",
+    )
+    .unwrap();
+    for (input, outputs) in [(&input, "out-json"), (&csv, "out-csv")] {
+        let outputs = dir.path().join(outputs);
+        let output = stockstream(&[
+            "run",
+            "--no-dashboard",
+            "--input",
+            input.to_str().unwrap(),
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let expected = dir.path().join("latin1.bin");
+    fs::write(&expected, latin1).unwrap();
+    common::check_with_python(
+        r#"
+import sys, json, glob, base64
+json_out, csv_out, expected = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+[dead] = [json.loads(l) for f in glob.glob(f"{json_out}/dead_letter/*.jsonl") for l in open(f)]
+assert dead["reason"] == "not_utf8", dead
+assert base64.b64decode(dead["record_base64"]) == expected, dead
+[dead] = [json.loads(l) for f in glob.glob(f"{csv_out}/dead_letter/*.jsonl") for l in open(f)]
+assert dead["record"] == '"MS""FT",2024-01-02T14:30:01Z,"1,000.5",5', dead
+assert "record_base64" not in dead
+print("ok")
+"#,
+        &[
+            &dir.path().join("out-json"),
+            &dir.path().join("out-csv"),
+            &expected,
+        ],
+    );
+}

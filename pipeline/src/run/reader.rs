@@ -25,7 +25,39 @@ pub(super) struct DeadLetter {
     pub(super) line: u64,
     pub(super) reason: String,
     pub(super) message: String,
+    /// The record as text (invalid UTF-8 replaced, for reading)...
     pub(super) record: String,
+    /// ...and its exact bytes when they are not UTF-8, base64 (standard alphabet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) record_base64: Option<String>,
+}
+
+impl DeadLetter {
+    /// A dead letter that keeps `bytes` exactly.
+    pub(super) fn new(
+        offset: u64,
+        line: u64,
+        reason: String,
+        message: String,
+        bytes: &[u8],
+    ) -> Self {
+        use base64::Engine as _;
+        let (record, record_base64) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_owned(), None),
+            Err(_) => (
+                String::from_utf8_lossy(bytes).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ),
+        };
+        Self {
+            offset,
+            line,
+            reason,
+            message,
+            record,
+            record_base64,
+        }
+    }
 }
 
 /// One batch of input on its way through the chains, with what the host learnt reading it.
@@ -34,6 +66,8 @@ pub(super) struct BatchMeta {
     pub(super) end_offset: u64,
     /// Line of each record sent to the chains, for failure messages.
     pub(super) lines: Vec<u64>,
+    /// Input position of each record sent to the chains, for dead letters.
+    pub(super) offsets: Vec<u64>,
     pub(super) last_line: u64,
     pub(super) hash: PrefixHash,
     pub(super) max_ts: Option<i64>,
@@ -83,6 +117,7 @@ impl Reader {
             first_offset,
             end_offset: first_offset,
             lines: Vec::with_capacity(size),
+            offsets: Vec::with_capacity(size),
             last_line: self.line,
             hash: self.hash,
             max_ts: None,
@@ -156,13 +191,13 @@ impl Reader {
                         .entry("unreadable_row".into())
                         .or_default() += 1;
                     report(&mut self.reported, line, &format!("invalid row: {reason}"));
-                    meta.dead.push(DeadLetter {
+                    meta.dead.push(DeadLetter::new(
                         offset,
                         line,
-                        reason: "unreadable_row".into(),
-                        message: reason,
-                        record: raw,
-                    });
+                        "unreadable_row".into(),
+                        reason,
+                        raw.as_bytes(),
+                    ));
                 }
                 InputItem::Record { line, value } => {
                     self.hash.update(&value);
@@ -178,6 +213,7 @@ impl Reader {
                             let key = RecordKey::from(tick.symbol.as_bytes().to_vec());
                             records.push(Record::new_key_value(key, value));
                             meta.lines.push(line);
+                            meta.offsets.push(offset);
                         }
                         Err(reason) => {
                             // tick-filter would drop it: it never goes to the chains.
@@ -188,13 +224,13 @@ impl Reader {
                                 line,
                                 &format!("invalid tick: {message}"),
                             );
-                            meta.dead.push(DeadLetter {
+                            meta.dead.push(DeadLetter::new(
                                 offset,
                                 line,
-                                reason: reason.code().into(),
+                                reason.code().into(),
                                 message,
-                                record: String::from_utf8_lossy(&value).into_owned(),
-                            });
+                                &value,
+                            ));
                         }
                     }
                 }

@@ -67,29 +67,40 @@ impl State<'_> {
         let mut counts = meta.counts;
         let mut alert_updates = Vec::new();
         for (stream, output) in outputs {
-            for (index, hint) in &output.failures {
+            for (index, hint, record) in &output.failures {
                 counts.failed += 1;
                 *reported += 1;
+                let message = match stream.input() {
+                    // The index is into the input batch.
+                    None => format!("rejected by the {} chain: {hint}", stream.name()),
+                    // The index is into what the feeding chain passed on for this batch.
+                    Some(input) => format!(
+                        "rejected by the {} chain (record {index} of what the {} chain passed on): {hint}",
+                        stream.name(),
+                        input.name()
+                    ),
+                };
+                let (line, offset) = match stream.input() {
+                    None => (
+                        meta.lines.get(*index).copied(),
+                        meta.offsets.get(*index).copied(),
+                    ),
+                    Some(_) => (None, None),
+                };
                 if *reported <= max_reported {
-                    let message = match stream.input() {
-                        // The index is into the input batch.
-                        None => format!("rejected by the {} chain: {hint}", stream.name()),
-                        // The index is into what the feeding chain passed on for this batch.
-                        Some(input) => format!(
-                            "rejected by the {} chain (record {index} of what the {} chain passed on): {hint}",
-                            stream.name(),
-                            input.name()
-                        ),
-                    };
-                    let line = match stream.input() {
-                        None => meta.lines.get(*index).copied(),
-                        Some(_) => None,
-                    };
                     on_event(Event::Invalid {
                         line: line.unwrap_or(meta.last_line),
                         message: &message,
                     });
                 }
+                // Skipped, never retried: the record and the module's message are kept.
+                self.pending_dead.push(DeadLetter::new(
+                    offset.unwrap_or(meta.first_offset),
+                    line.unwrap_or(meta.last_line),
+                    "module_failed".into(),
+                    message,
+                    record,
+                ));
             }
             match (&output.rows, stream) {
                 (Rows::Ticks(rows), Stream::Enriched) => {

@@ -15,7 +15,8 @@ use crate::outputs::{parse_rows, Rows, Stream};
 /// What a chain made of one batch.
 pub(super) struct ChainOutput {
     pub(super) rows: Rows,
-    pub(super) failures: Vec<(usize, String)>,
+    /// Records the chain rejected: index in its input batch, the module's message, the record.
+    pub(super) failures: Vec<(usize, String, Vec<u8>)>,
     pub(super) raw: Option<Vec<Vec<u8>>>,
 }
 
@@ -145,7 +146,12 @@ pub(super) fn process(
     let failures = output
         .failures
         .into_iter()
-        .map(|f| (f.index, f.hint))
+        .map(|f| {
+            let record = batch
+                .get(f.index)
+                .map_or_else(Vec::new, |r| r.value.as_ref().to_vec());
+            (f.index, f.hint, record)
+        })
         .collect();
     Ok((
         ChainOutput {

@@ -323,6 +323,22 @@ fn parse_volume(text: &str) -> Result<i64, String> {
     }
 }
 
+/// A row written back as one CSV line, quoted where its fields need it, so the dead letter
+/// reads back as the very fields of the input (`"MS""FT",...,"1,000.5"`).
+fn csv_line(row: &csv::StringRecord) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    if writer.write_record(row).is_err() {
+        return row.iter().collect::<Vec<_>>().join(",");
+    }
+    let mut line = writer.into_inner().unwrap_or_default();
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    String::from_utf8(line).unwrap_or_default()
+}
+
 impl<R: BufRead> Iterator for CsvTicks<R> {
     type Item = io::Result<InputItem>;
 
@@ -342,7 +358,7 @@ impl<R: BufRead> Iterator for CsvTicks<R> {
                         return Some(Ok(InputItem::Unreadable {
                             line,
                             reason,
-                            raw: self.row.iter().collect::<Vec<_>>().join(","),
+                            raw: csv_line(&self.row),
                             code,
                         }));
                     }
@@ -367,6 +383,31 @@ impl<R: BufRead> Iterator for CsvTicks<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_row_is_kept_with_its_quoting() {
+        let csv = "symbol,ts,price,volume\n\"MS\"\"FT\",2024-01-02T14:30:00Z,\"1,000.5\",5\n";
+        let items: Vec<InputItem> =
+            TickReader::new(csv.as_bytes(), InputFormat::Csv, &CsvOptions::default())
+                .unwrap()
+                .collect::<io::Result<_>>()
+                .unwrap();
+        let [InputItem::Unreadable { raw, .. }] = &items[..] else {
+            panic!("{items:?}");
+        };
+        assert_eq!(raw, "\"MS\"\"FT\",2024-01-02T14:30:00Z,\"1,000.5\",5");
+        let back = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(raw.as_bytes())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            ["MS\"FT", "2024-01-02T14:30:00Z", "1,000.5", "5"]
+        );
+    }
     use crate::input::{CsvOptions, InputFormat, TickReader, TimestampFormat};
 
     fn read(csv: &str, symbol: Option<&str>) -> Vec<InputItem> {
