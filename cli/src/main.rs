@@ -41,6 +41,8 @@ enum Command {
     Run(Box<commands::run::RunArgs>),
     /// Precision, recall and F1 of the detected anomalies against a ground-truth file.
     Score(commands::score::ScoreArgs),
+    /// Check that every file a run committed is there, with its size and SHA-256.
+    Verify(commands::verify::VerifyArgs),
     /// Ticks from a Kafka topic into Fluvio, or into the embedded pipeline (--to pipeline).
     Bridge(Box<commands::bridge::BridgeArgs>),
     /// Cluster mode: create the topics and register the SmartModules (idempotent).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Run(args) => commands::run::run(*args),
         Command::Score(args) => commands::score::run(args),
+        Command::Verify(args) => commands::verify::run(args),
         Command::Bridge(args) => commands::bridge::run(*args),
         Command::Setup(args) => commands::cluster::run_setup(args),
         Command::Materialize(args) => commands::cluster::run_materialize(args),

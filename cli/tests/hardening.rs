@@ -521,3 +521,73 @@ print("ok")
         ],
     );
 }
+
+#[test]
+fn a_deleted_or_altered_output_file_is_noticed_by_verify_and_by_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    write_ticks(&input, 3_000, 18, 20.0);
+    let outputs = dir.path().join("out");
+    let run = || {
+        stockstream(&[
+            "run",
+            "--no-dashboard",
+            "--input",
+            input.to_str().unwrap(),
+            "--commit-records",
+            "1000",
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ])
+    };
+    let output = run();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let verify = || stockstream(&["verify", "--outputs", outputs.to_str().unwrap()]);
+    let output = verify();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("all present and as committed"),
+        "{}",
+        stderr(&output)
+    );
+
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(outputs.join("_checkpoint.json")).unwrap())
+            .unwrap();
+    let files: Vec<&str> = checkpoint["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let deleted = files
+        .iter()
+        .find(|p| p.starts_with("anomalies/"))
+        .unwrap()
+        .to_string();
+    let altered = files
+        .iter()
+        .find(|p| p.starts_with("streaming_data/enriched/"))
+        .unwrap()
+        .to_string();
+    fs::remove_file(outputs.join(&deleted)).unwrap();
+    // Same size, one byte changed: only the checksum tells.
+    let mut bytes = fs::read(outputs.join(&altered)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(outputs.join(&altered), bytes).unwrap();
+
+    let output = verify();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{deleted}: missing")), "{err}");
+    assert!(err.contains(&format!("{altered}: altered")), "{err}");
+    // A resume no longer reports success over the hole.
+    let output = run();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("missing or altered (the first:"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -77,6 +77,10 @@ pub struct Checkpoint {
     /// (`--partition auto` decides then). A resume keeps it.
     #[serde(default = "crate::dates::legacy_granularity")]
     pub partition: Option<crate::dates::Granularity>,
+    /// Every committed file with its size and SHA-256 (`stockstream verify`; a resume checks
+    /// that they are all there).
+    #[serde(default)]
+    pub manifest: Vec<crate::commit::FileRecord>,
     pub counts: Counts,
 }
 

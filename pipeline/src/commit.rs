@@ -41,6 +41,82 @@ fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
+/// A committed file as the checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileRecord {
+    /// Path under the outputs root, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// SHA-256 of the contents, lowercase hex.
+    pub sha256: String,
+}
+
+/// `path` under `root`, `/`-separated.
+fn relative_name(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Size and SHA-256 (hex) of a file.
+pub fn digest(path: &Path) -> io::Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok((bytes, hex))
+}
+
+/// What is wrong with one recorded file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileProblem {
+    Missing,
+    /// Another size or checksum than committed.
+    Altered,
+}
+
+/// Checks recorded files against the disk: only their presence and size when `deep` is
+/// false (cheap enough for every start), their SHA-256 as well when it is true.
+pub fn check_files(
+    root: &Path,
+    records: &[FileRecord],
+    deep: bool,
+) -> io::Result<Vec<(FileRecord, FileProblem)>> {
+    let mut problems = Vec::new();
+    for record in records {
+        let path = root.join(&record.path);
+        let problem = match fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(FileProblem::Missing),
+            Err(e) => return Err(e),
+            Ok(meta) if meta.len() != record.bytes => Some(FileProblem::Altered),
+            Ok(_) if deep && digest(&path)?.1 != record.sha256 => Some(FileProblem::Altered),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            problems.push((record.clone(), problem));
+        }
+    }
+    Ok(problems)
+}
+
 /// Files being written for one commit.
 #[derive(Default)]
 pub struct Staged {
@@ -79,6 +155,22 @@ impl Staged {
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+
+    /// Like [`publish`](Self::publish), and returns what the checkpoint keeps of each file
+    /// (path under `root`, size, SHA-256), so that a deleted or altered file is noticed.
+    pub fn publish_recorded(self, root: &Path) -> io::Result<Vec<FileRecord>> {
+        let mut records = Vec::with_capacity(self.files.len());
+        for (temp, final_path) in &self.files {
+            let (bytes, sha256) = digest(temp)?;
+            records.push(FileRecord {
+                path: relative_name(root, final_path),
+                bytes,
+                sha256,
+            });
+        }
+        self.publish(root)?;
+        Ok(records)
     }
 
     /// Makes every staged file durable, then renames them into place and makes the renames

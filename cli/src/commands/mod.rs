@@ -5,6 +5,7 @@ pub mod dashboard;
 pub mod run;
 pub mod score;
 pub mod transform;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -261,6 +261,19 @@ pub fn run(
             .resume(recorded)
             .with_context(|| format!("cannot go on with {}", root.display()))?;
     }
+    if let Some(previous) = &previous {
+        let problems = commit::check_files(&root, &previous.manifest, false)
+            .with_context(|| format!("checking the files of {}", root.display()))?;
+        if let Some((first, _)) = problems.first() {
+            anyhow::bail!(
+                "{} of the files committed in {} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {}` lists them; restore them, or remove the directory to start over",
+                problems.len(),
+                root.display(),
+                first.path,
+                root.display()
+            );
+        }
+    }
     if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
         anyhow::bail!(
             "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
@@ -349,6 +362,7 @@ pub fn run(
                 counts: Counts::default(),
                 open_alerts: Vec::new(),
                 partition: None,
+                manifest: Vec::new(),
             }),
             pending: Stream::OUTPUTS.map(Partitioned::new),
             episodes: Episodes::with_open(

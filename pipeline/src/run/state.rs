@@ -259,10 +259,17 @@ impl State<'_> {
             .paths()
             .any(|p| p.starts_with(self.root.join(webhook::OUTBOX_DIR)));
         let files = staged.len();
-        staged
-            .publish(&self.root)
+        let published = staged
+            .publish_recorded(&self.root)
             .with_context(|| format!("publishing files in {}", self.root.display()))?;
         let mut next = self.committed.clone();
+        // The outbox is drained (its files deleted) as alerts are delivered: not outputs.
+        let outbox = format!("{}/", webhook::OUTBOX_DIR);
+        next.manifest.extend(
+            published
+                .into_iter()
+                .filter(|f| !f.path.starts_with(&outbox)),
+        );
         merge_counts(&mut next.counts, &std::mem::take(&mut self.pending_counts));
         if end > start {
             next.counts.commits += 1;
