@@ -569,6 +569,11 @@ async fn dns_rebinding_a_foreign_host_is_refused_on_every_route() {
             assert!(body.contains("Host"), "{body}");
         }
     }
+    let refused = hub
+        .metrics
+        .refused
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 4 * 8, "each refusal counted");
     // An absolute URI names the host too.
     let (status, _) = request(&router, "GET", "http://evil.example:8787/api/symbols", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
