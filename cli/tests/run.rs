@@ -689,3 +689,148 @@ fn bad_speed_and_synthetic_settings_are_refused_before_any_output() {
     assert!(stderr(&bad).contains("--synthetic"), "{}", stderr(&bad));
     assert!(!tmp.path().join("outputs").exists() && !tmp.path().join("out").exists());
 }
+
+/// Runs `stockstream` in `dir` until its stderr has a line with `until`, then stops it with
+/// SIGTERM; returns what it wrote to stderr by then.
+fn stderr_until(dir: &Path, args: &[&str], env: &[(&str, &str)], until: &str) -> String {
+    use std::io::BufRead;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stockstream"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("STOCKSTREAM_DASHBOARD_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let (lines, got) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !text.contains(until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match got.recv_timeout(left) {
+            Ok(line) => text.push_str(&(line + "\n")),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no {until:?} within 120 s:\n{text}");
+            }
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    child.wait().unwrap();
+    text
+}
+
+/// Issue 13, item 9: `--listen 0.0.0.0:PORT` with no token served every API to the network
+/// and said only where. Now it is refused at start-up, before any input is read or any
+/// cluster reached, naming the ways out; `--insecure-no-token` serves it with a warning.
+#[test]
+fn a_dashboard_beyond_loopback_without_a_token_is_refused_unless_insecure_no_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refusals: [&[&str]; 4] = [
+        &[
+            "run",
+            "--input",
+            "missing.jsonl",
+            "--outputs",
+            "out",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        &[
+            "run",
+            "--synthetic",
+            "--outputs",
+            "out",
+            "--listen",
+            "[::]:0",
+        ],
+        &[
+            "bridge",
+            "--to",
+            "pipeline",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--outputs",
+            "out",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        &[
+            "dashboard",
+            "--fluvio",
+            "127.0.0.1:1",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+    ];
+    for args in refusals {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("STOCKSTREAM_DASHBOARD_TOKEN")
+            .output()
+            .unwrap();
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{args:?}: {text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?}: not fast"
+        );
+        for part in [
+            "--token",
+            "STOCKSTREAM_DASHBOARD_TOKEN",
+            "--insecure-no-token",
+        ] {
+            assert!(text.contains(part), "{args:?}: no {part} in {text}");
+        }
+        assert!(!text.contains("dashboard at"), "{args:?}: {text}");
+        assert!(
+            !tmp.path().join("out").exists(),
+            "{args:?}: outputs written"
+        );
+    }
+
+    fs::write(tmp.path().join("ticks.jsonl"), generate_ticks(200, 13)).unwrap();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "run",
+            "--input",
+            "ticks.jsonl",
+            "--speed",
+            "max",
+            "--outputs",
+            "out",
+        ];
+        args.extend_from_slice(extra);
+        stderr_until(tmp.path(), &args, env, "dashboard at http://")
+    };
+    let insecure = run(&["--listen", "0.0.0.0:0", "--insecure-no-token"], &[]);
+    assert!(
+        insecure.contains("WARNING") && insecure.contains("NO TOKEN"),
+        "{insecure}"
+    );
+    assert!(
+        insecure.contains("dashboard at http://0.0.0.0:"),
+        "{insecure}"
+    );
+    // With a token (here from the environment), no flag and no warning are needed.
+    let guarded = run(
+        &["--listen", "0.0.0.0:0"],
+        &[("STOCKSTREAM_DASHBOARD_TOKEN", "s3cret")],
+    );
+    assert!(!guarded.contains("WARNING"), "{guarded}");
+    assert!(guarded.contains("/?token=..."), "{guarded}");
+}

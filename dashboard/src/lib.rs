@@ -46,6 +46,8 @@ pub struct DashboardConfig {
     pub listen: SocketAddr,
     /// Bearer token for the API, metrics and WebSocket; none means open (on loopback).
     pub token: Option<String>,
+    /// Serve beyond loopback without a token (refused otherwise: see [`ConfigError`]).
+    pub insecure_no_token: bool,
     /// Origins besides the served one that may open the WebSocket.
     pub allowed_origins: Vec<String>,
     /// The built front end.
@@ -61,12 +63,40 @@ impl DashboardConfig {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("a valid address"),
             token: None,
+            insecure_no_token: false,
             allowed_origins: Vec::new(),
             assets,
             retention: Retention::default(),
             history: None,
         }
     }
+
+    /// Whether the address is reachable from other machines with no token guarding it.
+    pub fn exposed_without_token(&self) -> bool {
+        self.token.is_none() && !self.listen.ip().to_canonical().is_loopback()
+    }
+
+    /// Refuses to serve every API to the network with no token, unless told so.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.exposed_without_token() && !self.insecure_no_token {
+            return Err(ConfigError::ExposedWithoutToken {
+                listen: self.listen,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A dashboard configuration that must not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "the dashboard would serve its API, WebSocket and metrics on {listen}, beyond this \
+         machine, to anyone: give a token (--token TOKEN or the {TOKEN_ENV} environment \
+         variable), listen on loopback (--listen 127.0.0.1:PORT), or, on a network you trust, \
+         pass --insecure-no-token"
+    )]
+    ExposedWithoutToken { listen: SocketAddr },
 }
 
 /// A running dashboard. Dropping it stops the server.
@@ -81,6 +111,14 @@ pub struct Dashboard {
 impl Dashboard {
     /// Binds the address (so a port in use is reported now) and serves on threads of its own.
     pub fn start(config: DashboardConfig) -> anyhow::Result<Self> {
+        config.check()?;
+        if config.exposed_without_token() {
+            tracing::warn!(
+                listen = %config.listen,
+                "dashboard: serving beyond loopback with NO TOKEN (--insecure-no-token): \
+                 anyone who can reach this address can read the data and control the replay"
+            );
+        }
         let listener = std::net::TcpListener::bind(config.listen).with_context(|| {
             format!(
                 "the dashboard cannot listen on {} (in use? choose another with --listen)",
@@ -111,6 +149,7 @@ impl Dashboard {
             token: config.token.as_deref().map(Arc::from),
             allowed_origins: config.allowed_origins.clone().into(),
             assets: config.assets.clone(),
+            hosts: server::ServedHosts::new(addr, config.token.is_some()),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

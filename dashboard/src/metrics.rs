@@ -74,7 +74,7 @@ pub struct Metrics {
     pub snapshots: AtomicU64,
     /// Update messages written to clients.
     pub messages: AtomicU64,
-    /// WebSocket handshakes refused (token or Origin).
+    /// Requests refused (token, Host or Origin).
     pub refused: AtomicU64,
 }
 
@@ -173,7 +173,7 @@ pub fn render(kpi: &Kpi, metrics: &Metrics) -> String {
     metric(
         "stockstream_dashboard_refused_total",
         "counter",
-        "WebSocket handshakes refused (token or Origin).",
+        "Requests refused (token, Host or Origin).",
         metrics.refused.load(Ordering::Relaxed).to_string(),
     );
     let latency = &metrics.push_latency;

@@ -1,8 +1,11 @@
-//! The HTTP side: the router (front end, WebSocket, history, health, metrics), the token
-//! check and the WebSocket's Origin check. [`app`] builds the router apart from any socket,
-//! so tests call it directly.
+//! The HTTP side: the router (front end, WebSocket, history, health, metrics), the Host
+//! check, the token check and the Origin check. [`app`] builds the router apart from any
+//! socket, so tests call it directly.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,10 +13,11 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
+use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -33,10 +37,97 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Bearer token required for the API, metrics and WebSocket, when set.
     pub token: Option<Arc<str>>,
-    /// Origins a WebSocket may come from besides the served one (`http://host:port`).
+    /// Origins a WebSocket may come from besides the served one (`http://host:port`); their
+    /// hosts are also accepted in `Host` (a reverse proxy, an SSH tunnel on another port).
     pub allowed_origins: Arc<[String]>,
     /// The built front end (`dashboard/dist`).
     pub assets: PathBuf,
+    /// The `Host` values (and origins) that name this server.
+    pub hosts: ServedHosts,
+}
+
+/// The names under which the server is reached, against DNS rebinding: a page of
+/// `evil.example` whose name is made to resolve to this machine sends `Host: evil.example`.
+///
+/// Always on the bound port: for a loopback listen address, any loopback IP and `localhost`;
+/// for a specific address, that IP; for an unspecified one (`0.0.0.0`, `::`), any IP literal
+/// and `localhost` (which of the machine's addresses a client used is unknown, and an IP
+/// literal cannot be rebound). A DNS name is accepted only beyond loopback with a token,
+/// the token then being the guard; otherwise it must come from `--allow-origin`.
+#[derive(Debug, Clone)]
+pub struct ServedHosts {
+    ip: IpAddr,
+    port: u16,
+    any_name: bool,
+}
+
+impl ServedHosts {
+    /// For a server bound to `addr` (the real port, after binding), with or without a token.
+    pub fn new(addr: SocketAddr, token: bool) -> Self {
+        let ip = addr.ip().to_canonical();
+        Self {
+            ip,
+            port: addr.port(),
+            any_name: token && !ip.is_loopback(),
+        }
+    }
+
+    /// Whether `host` on `port` names this server.
+    fn serves(&self, host: &str, port: u16) -> bool {
+        if port != self.port {
+            return false;
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(_) if self.ip.is_unspecified() => true,
+            Ok(ip) if self.ip.is_loopback() => ip.is_loopback(),
+            Ok(ip) => ip == self.ip,
+            Err(_) if host.trim_end_matches('.').eq_ignore_ascii_case("localhost") => {
+                self.ip.is_loopback() || self.ip.is_unspecified()
+            }
+            Err(_) => self.any_name,
+        }
+    }
+}
+
+/// `host[:port]` split, the host lower-cased; `None` when it is not a plain authority (user
+/// info, bad port).
+fn host_and_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let parsed: Authority = authority.parse().ok()?;
+    if parsed.as_str().contains('@') || parsed.host().is_empty() {
+        return None;
+    }
+    Some((parsed.host().to_ascii_lowercase(), parsed.port_u16()))
+}
+
+/// The host and port of an `http://` or `https://` origin, and its scheme's default port.
+fn origin_host(origin: &str) -> Option<(String, u16, u16)> {
+    let (rest, default_port) = if let Some(rest) = strip_prefix_ignore_case(origin, "http://") {
+        (rest, 80)
+    } else {
+        (strip_prefix_ignore_case(origin, "https://")?, 443)
+    };
+    let (host, port) = host_and_port(rest)?;
+    Some((host, port.unwrap_or(default_port), default_port))
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Whether a `Host` value names this server or an allowed origin's host. Without a port it
+/// means port 80 here, or the default port of the allowed origin's scheme (behind a proxy).
+fn host_allowed(host: &str, served: &ServedHosts, allowed: &[String]) -> bool {
+    let Some((name, port)) = host_and_port(host) else {
+        return false;
+    };
+    served.serves(&name, port.unwrap_or(80))
+        || allowed
+            .iter()
+            .filter_map(|origin| origin_host(origin))
+            .any(|(n, p, default)| n == name && port.unwrap_or(default) == p)
 }
 
 /// The dashboard's routes.
@@ -50,13 +141,54 @@ pub fn app(state: AppState) -> Router {
         .route("/api/replay", get(replay_state).post(set_replay))
         .route("/metrics", get(metrics_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let front_end =
+    let files =
         ServeDir::new(&state.assets).fallback(get(front_end_missing).with_state(state.clone()));
     Router::new()
         .merge(protected)
+        .fallback(move |request: Request| static_file(files.clone(), request))
+        .layer(middleware::from_fn_with_state(state.clone(), require_host))
+        // After the Host check: orchestrators probe with whatever Host they like.
         .route("/healthz", get(|| async { "ok" }))
-        .fallback_service(front_end)
         .with_state(state)
+}
+
+/// A file of the front end. ServeDir answers 500 for errors it does not know as "not found",
+/// such as a segment too long for a file name (ENAMETOOLONG): those are 404 too.
+async fn static_file(mut files: ServeDir<MethodRouter>, request: Request) -> Response {
+    match files.try_call(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
+            StatusCode::NOT_FOUND.into_response()
+        }
+        Err(e) => {
+            tracing::error!("dashboard: serving a file: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Refuses a request whose `Host` (or absolute URI) does not name this server: 403.
+/// A request with neither (HTTP/1.0) passes.
+async fn require_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let authority = request.uri().authority().map(Authority::as_str);
+    let refused = [host, authority]
+        .into_iter()
+        .flatten()
+        .find(|h| !host_allowed(h, &state.hosts, &state.allowed_origins));
+    if let Some(host) = refused {
+        state.hub.metrics.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(host, "dashboard: request for a foreign Host refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "this Host is not one this dashboard serves (see --listen and --allow-origin)\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn front_end_missing(State(state): State<AppState>) -> Response {
@@ -75,17 +207,50 @@ async fn front_end_missing(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The token from `Authorization: Bearer T` or `?token=T`.
-fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+/// The token from `Authorization: Bearer T` (the scheme in any case, RFC 7235) or
+/// `?token=T` (percent-decoded, `+` a space: as the page's `URLSearchParams` reads it).
+fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Cow<'a, str>> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| Cow::Borrowed(token.trim_matches(' ')));
     bearer.or_else(|| {
         query?
             .split('&')
             .find_map(|pair| pair.strip_prefix("token="))
+            .map(form_decode)
     })
+}
+
+/// A query value decoded (`%XX` and `+`); invalid UTF-8 is replaced, so never matches.
+fn form_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['%', '+']) {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let digit = |at: usize| bytes.get(at).and_then(|b| hex(*b));
+                match (digit(i + 1), digit(i + 2)) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Equal without revealing where they differ through timing.
@@ -96,12 +261,22 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
         let presented = presented_token(request.headers(), request.uri().query());
-        if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
+        let refusal = match presented {
+            None => Some((
+                "Bearer",
+                "a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN\n",
+            )),
+            Some(p) if !same_secret(p.as_bytes(), token.as_bytes()) => {
+                Some((r#"Bearer error="invalid_token""#, "the token is wrong\n"))
+            }
+            Some(_) => None,
+        };
+        if let Some((challenge, message)) = refusal {
             state.hub.metrics.refused.fetch_add(1, Ordering::Relaxed);
             return (
                 StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN\n",
+                [(header::WWW_AUTHENTICATE, challenge)],
+                message,
             )
                 .into_response();
         }
@@ -109,19 +284,23 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-/// Whether a WebSocket from `origin` may connect to a server reached as `host`.
-fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+/// Whether a browser page from `origin` may use this server: an origin naming the served
+/// addresses (never merely the request's own `Host`, which a rebound name controls), or an
+/// `--allow-origin` entry.
+fn origin_allowed(origin: Option<&str>, served: &ServedHosts, allowed: &[String]) -> bool {
     let Some(origin) = origin else {
-        // Not a browser (browsers always send Origin on a WebSocket): nothing to forge.
+        // Not a browser (browsers always send Origin on a WebSocket and a POST): nothing to forge.
         return true;
     };
-    let served = host.is_some_and(|host| {
-        origin
-            .strip_prefix("http://")
-            .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
-    });
-    served || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+        || origin_host(origin).is_some_and(|(host, port, _)| served.serves(&host, port))
+}
+
+/// The `Origin` header; one that is not text counts as a foreign origin.
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
 async fn websocket(
@@ -129,13 +308,11 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !origin_allowed(origin, host, &state.allowed_origins) {
+    let origin = origin(&headers);
+    if !origin_allowed(origin, &state.hosts, &state.allowed_origins) {
         state.hub.metrics.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             ?origin,
-            ?host,
             "dashboard: WebSocket from a foreign origin refused"
         );
         return (
@@ -261,9 +438,7 @@ async fn set_replay(
     headers: HeaderMap,
     request: Result<Json<ReplayRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !origin_allowed(origin, host, &state.allowed_origins) {
+    if !origin_allowed(origin(&headers), &state.hosts, &state.allowed_origins) {
         state.hub.metrics.refused.fetch_add(1, Ordering::Relaxed);
         return (
             StatusCode::FORBIDDEN,
@@ -382,29 +557,90 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
 
+    fn served(listen: &str, token: bool) -> ServedHosts {
+        ServedHosts::new(listen.parse().unwrap(), token)
+    }
+
     #[test]
-    fn origins() {
+    fn origins_are_checked_against_the_served_addresses() {
         let allowed = vec!["https://ops.example".to_owned()];
-        assert!(origin_allowed(None, Some("127.0.0.1:8501"), &allowed));
-        assert!(origin_allowed(
-            Some("http://127.0.0.1:8501"),
-            Some("127.0.0.1:8501"),
-            &allowed
-        ));
+        let loopback = served("127.0.0.1:8501", false);
+        assert!(origin_allowed(None, &loopback, &allowed));
+        for own in [
+            "http://127.0.0.1:8501",
+            "http://localhost:8501",
+            "http://[::1]:8501",
+            "https://ops.example",
+        ] {
+            assert!(origin_allowed(Some(own), &loopback, &allowed), "{own}");
+        }
+        for foreign in [
+            "http://evil.example",
+            "http://evil.example:8501",
+            "http://127.0.0.1:8502",
+            "http://127.0.0.1",
+            "null",
+            "http://user@127.0.0.1:8501",
+        ] {
+            assert!(
+                !origin_allowed(Some(foreign), &loopback, &allowed),
+                "{foreign}"
+            );
+        }
+        // Beyond loopback with a token, any name on the port: the token guards it.
+        let exposed = served("0.0.0.0:8501", true);
+        assert!(origin_allowed(Some("http://dash.lan:8501"), &exposed, &[]));
+        assert!(!origin_allowed(Some("http://dash.lan:8502"), &exposed, &[]));
         assert!(!origin_allowed(
-            Some("http://evil.example"),
-            Some("127.0.0.1:8501"),
-            &allowed
+            Some("http://dash.lan:8501"),
+            &served("0.0.0.0:8501", false),
+            &[]
         ));
-        assert!(!origin_allowed(
-            Some("http://127.0.0.1:8502"),
-            Some("127.0.0.1:8501"),
-            &allowed
-        ));
-        assert!(origin_allowed(
-            Some("https://ops.example"),
-            Some("127.0.0.1:8501"),
-            &allowed
+    }
+
+    #[test]
+    fn hosts_name_the_served_addresses_or_an_allowed_origin() {
+        let allowed = vec![
+            "https://dash.example".to_owned(),
+            "http://localhost:9000".to_owned(),
+        ];
+        let loopback = served("127.0.0.1:8501", true);
+        for ok in [
+            "127.0.0.1:8501",
+            "localhost:8501",
+            "LOCALHOST:8501",
+            "[::1]:8501",
+            "dash.example:443",
+            "dash.example",
+            "localhost:9000",
+        ] {
+            assert!(host_allowed(ok, &loopback, &allowed), "{ok}");
+        }
+        for refused in [
+            "evil.example:8501",
+            "evil.example",
+            "127.0.0.1:8502",
+            "127.0.0.1",
+            "10.0.0.5:8501",
+            "dash.example:8501",
+            "user@127.0.0.1:8501",
+            "",
+        ] {
+            assert!(!host_allowed(refused, &loopback, &allowed), "{refused}");
+        }
+        let one = served("10.0.0.5:8501", false);
+        assert!(host_allowed("10.0.0.5:8501", &one, &[]));
+        assert!(!host_allowed("10.0.0.6:8501", &one, &[]));
+        assert!(!host_allowed("localhost:8501", &one, &[]));
+        let any = served("[::]:8501", false);
+        assert!(host_allowed("192.168.1.9:8501", &any, &[]));
+        assert!(host_allowed("[fe80::1]:8501", &any, &[]));
+        assert!(host_allowed("localhost:8501", &any, &[]));
+        assert!(!host_allowed("rebound.example:8501", &any, &[]));
+        assert!(host_allowed(
+            "dash.lan:8501",
+            &served("[::]:8501", true),
+            &[]
         ));
     }
 
@@ -412,11 +648,22 @@ mod tests {
     fn tokens_from_header_or_query() {
         let mut headers = HeaderMap::new();
         assert_eq!(
-            presented_token(&headers, Some("a=1&token=xyz")),
+            presented_token(&headers, Some("a=1&token=xyz")).as_deref(),
             Some("xyz")
         );
+        assert_eq!(
+            presented_token(&headers, Some("token=a%2Bb%2F%3D+c%")).as_deref(),
+            Some("a+b/= c%")
+        );
         headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented_token(&headers, None), Some("abc"));
+        assert_eq!(presented_token(&headers, None).as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "bEARER  abc".parse().unwrap());
+        assert_eq!(presented_token(&headers, None).as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(
+            presented_token(&headers, Some("token=q")).as_deref(),
+            Some("q")
+        );
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use stockstream_dashboard::hub::{Hub, Retention};
-use stockstream_dashboard::server::{app, AppState};
+use stockstream_dashboard::server::{app, AppState, ServedHosts};
 use stockstream_dashboard::{Dashboard, DashboardConfig};
 use stockstream_pipeline::dashboard::DerivedBatch;
 use stockstream_pipeline::source::{ReplayControl, Speed};
@@ -40,6 +40,7 @@ fn state(token: Option<&str>, assets: &std::path::Path) -> AppState {
         token: token.map(Arc::from),
         allowed_origins: Arc::from(Vec::new()),
         assets: assets.to_owned(),
+        hosts: ServedHosts::new("127.0.0.1:8787".parse().unwrap(), token.is_some()),
     }
 }
 
@@ -502,4 +503,253 @@ fn history_left_in_outputs_is_in_the_first_snapshot() {
     assert_eq!(hub.bars("AAPL", 10)[0].vwap, Some(10.5));
     // History is not live traffic.
     assert_eq!(hub.kpi().ticks, 0);
+}
+
+async fn request(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Issue 13, item 10: a page of evil.example whose name is rebound to 127.0.0.1 reaches the
+/// server with `Host: evil.example`; every route but /healthz refuses it.
+#[tokio::test]
+async fn dns_rebinding_a_foreign_host_is_refused_on_every_route() {
+    let assets = tempfile::tempdir().unwrap();
+    std::fs::write(assets.path().join("index.html"), "<!doctype html><p>hello").unwrap();
+    let mut state = state(None, assets.path());
+    state.allowed_origins = Arc::from(vec!["https://dash.example".to_owned()]);
+    let hub = state.hub.clone();
+    hub.attach_replay(Arc::new(ReplayControl::new(Speed::Factor(1.0))));
+    let router = app(state);
+    let ws = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for host in [
+        "evil.example",
+        "evil.example:8787",
+        "127.0.0.1:9999",
+        "dash.example:8787",
+    ] {
+        for (method, uri) in [
+            ("GET", "/"),
+            ("GET", "/index.html"),
+            ("GET", "/no-such-file"),
+            ("GET", "/api/symbols"),
+            ("GET", "/api/replay"),
+            ("POST", "/api/replay"),
+            ("GET", "/metrics"),
+            ("GET", "/ws"),
+        ] {
+            let mut headers = vec![("host", host), ("origin", "http://evil.example")];
+            headers.extend(ws);
+            let (status, body) = request(&router, method, uri, &headers).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {uri} Host {host}: {body}"
+            );
+            assert!(body.contains("Host"), "{body}");
+        }
+    }
+    let refused = hub
+        .metrics
+        .refused
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused, 4 * 8, "each refusal counted");
+    // An absolute URI names the host too.
+    let (status, _) = request(&router, "GET", "http://evil.example:8787/api/symbols", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Probes send whatever Host they like.
+    let (status, _) = request(&router, "GET", "/healthz", &[("host", "evil.example")]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The served addresses, an allowed origin's host, and no Host at all (HTTP/1.0).
+    for host in [
+        Some("127.0.0.1:8787"),
+        Some("localhost:8787"),
+        Some("[::1]:8787"),
+        Some("dash.example"),
+        None,
+    ] {
+        let headers: Vec<_> = host.map(|h| ("host", h)).into_iter().collect();
+        for uri in ["/", "/api/symbols", "/metrics"] {
+            let (status, body) = request(&router, "GET", uri, &headers).await;
+            assert_eq!(status, StatusCode::OK, "{uri} Host {host:?}: {body}");
+        }
+    }
+
+    // An accepted Host is not enough for the replay: the Origin must name the server too,
+    // not merely match the Host.
+    let json = ("content-type", "application/json");
+    let (status, _) = post(
+        &router,
+        "/api/replay",
+        &[
+            json,
+            ("host", "dash.example"),
+            ("origin", "http://dash.example"),
+        ],
+        r#"{"paused":true}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = post(
+        &router,
+        "/api/replay",
+        &[
+            json,
+            ("host", "127.0.0.1:8787"),
+            ("origin", "http://localhost:8787"),
+        ],
+        r#"{"paused":true}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(
+        &router,
+        "/api/replay",
+        &[
+            json,
+            ("host", "dash.example"),
+            ("origin", "https://dash.example"),
+        ],
+        r#"{"paused":false}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Issue 13, item 11: the scheme in any case, a percent-encoded `?token=`, and a wrong token
+/// told apart from a missing one.
+#[tokio::test]
+async fn token_scheme_in_any_case_percent_decoded_query_and_wrong_token_message() {
+    let assets = tempfile::tempdir().unwrap();
+    let token = "a+b/c=d%e f";
+    let router = app(state(Some(token), assets.path()));
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {token}");
+        let (status, body) =
+            request(&router, "GET", "/api/symbols", &[("authorization", &auth)]).await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+    // As encodeURIComponent writes it, and with `+` for the space as forms do.
+    for query in [
+        "a%2Bb%2Fc%3Dd%25e%20f",
+        "a%2Bb%2Fc%3Dd%25e+f",
+        "a%2bb/c=d%25e%20f",
+    ] {
+        let (status, body) = get(&router, &format!("/api/symbols?token={query}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    }
+    let (status, body) = get(&router, "/api/symbols", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("a token is required"), "{body}");
+    for wrong in [
+        "/api/symbols?token=a%2Bb",
+        "/api/symbols?token=a+b/c=d%25e%20f",
+    ] {
+        let (status, body) = get(&router, wrong, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
+        assert!(body.contains("the token is wrong"), "{wrong}: {body}");
+    }
+    let (status, body) = get(&router, "/metrics", Some("nope")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("the token is wrong"), "{body}");
+}
+
+/// Issue 13, item 12: a path segment too long for a file name is not found, not a 500.
+#[tokio::test]
+async fn a_static_path_segment_too_long_for_a_file_name_is_404() {
+    let assets = tempfile::tempdir().unwrap();
+    let router = app(state(None, assets.path()));
+    let long = "a".repeat(256);
+    let cases = [
+        format!("/{long}"),
+        format!("/pkg/{long}"),
+        format!("/{long}/index.html"),
+        format!("/{}", "%61".repeat(300)),
+        format!("/{}", "b".repeat(5000)),
+    ];
+    // Not built yet: a missing file may be the page saying how to build it, never a 500.
+    for uri in &cases {
+        let (status, body) = get(&router, uri, None).await;
+        assert!(
+            [StatusCode::NOT_FOUND, StatusCode::SERVICE_UNAVAILABLE].contains(&status),
+            "{} chars: {status} {body}",
+            uri.len()
+        );
+    }
+    std::fs::write(assets.path().join("index.html"), "<!doctype html>").unwrap();
+    for uri in &cases {
+        let (status, body) = get(&router, uri, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{} chars: {body}", uri.len());
+    }
+    assert_eq!(get(&router, "/", None).await.0, StatusCode::OK);
+}
+
+/// Issue 13, item 9: every API served to the network with no token is refused at start-up,
+/// unless asked for with --insecure-no-token.
+#[test]
+fn serving_beyond_loopback_without_a_token_is_refused_unless_insecure() {
+    let mut config = DashboardConfig::new(std::env::temp_dir());
+    config.listen = "0.0.0.0:0".parse().unwrap();
+    let refused = Dashboard::start(config.clone()).err().expect("refused");
+    let message = format!("{refused:#}");
+    for part in [
+        "0.0.0.0:0",
+        "--token",
+        "STOCKSTREAM_DASHBOARD_TOKEN",
+        "--insecure-no-token",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    config.listen = "[::]:0".parse().unwrap();
+    assert!(Dashboard::start(config.clone()).is_err());
+
+    config.token = Some("t".into());
+    Dashboard::start(config.clone()).unwrap().stop();
+    config.token = None;
+    config.insecure_no_token = true;
+    Dashboard::start(config.clone()).unwrap().stop();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.insecure_no_token = false;
+    Dashboard::start(config).unwrap().stop();
+}
+
+/// Issue 13, item 10, on a real socket: with no token, `Host: evil.example` and a matching
+/// `Origin` used to get 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_a_websocket_with_a_foreign_host_and_origin_is_403() {
+    let dashboard = start(None, Retention::default());
+    let port = dashboard.addr().port();
+    let evil = format!("evil.example:{port}");
+    let mut request = format!("ws://{}/ws", dashboard.addr())
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("host", evil.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", format!("http://{evil}").parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
+    let local = format!("http://localhost:{port}");
+    connect(&dashboard, "", Some(&local)).await.unwrap();
 }

@@ -132,14 +132,20 @@ pub fn parse_cooldown(text: &str) -> Result<i64, String> {
 /// Where and how the dashboard is served (`run`, `bridge --to pipeline`, `dashboard`).
 #[derive(Args)]
 pub struct DashboardArgs {
-    /// Address of the dashboard (loopback unless you choose otherwise).
+    /// Address of the dashboard (loopback unless you choose otherwise; beyond loopback a token
+    /// is required, or --insecure-no-token).
     #[arg(long, default_value = stockstream_dashboard::DEFAULT_LISTEN, value_name = "ADDR:PORT", help_heading = "Dashboard")]
     listen: std::net::SocketAddr,
     /// Require this bearer token (or `?token=`) for the dashboard's API and WebSocket
     /// [default: $STOCKSTREAM_DASHBOARD_TOKEN; none].
     #[arg(long, value_name = "TOKEN", help_heading = "Dashboard")]
     token: Option<String>,
-    /// An origin besides the dashboard's own that may open its WebSocket (repeatable).
+    /// Serve a non-loopback --listen address with no token: anyone who can reach it reads the
+    /// data and controls the replay.
+    #[arg(long, help_heading = "Dashboard")]
+    insecure_no_token: bool,
+    /// An origin besides the dashboard's own that may open its WebSocket and call the API;
+    /// its host is also accepted in `Host` (a reverse proxy, a tunnel) (repeatable).
     #[arg(long, value_name = "ORIGIN", help_heading = "Dashboard")]
     allow_origin: Vec<String>,
     /// Directory of the built front end [default: dashboard/dist].
@@ -156,30 +162,53 @@ pub fn parse_stale_after(text: &str) -> Result<i64, String> {
 }
 
 impl DashboardArgs {
-    /// Starts the dashboard, seeded with the history under `history`, and says where it is.
-    pub fn start(self, history: Option<PathBuf>, command: &str) -> anyhow::Result<Dashboard> {
+    /// The server's settings, refused (before any input is read) when they would serve every
+    /// API to the network with no token.
+    pub fn config(&self, history: Option<PathBuf>) -> anyhow::Result<DashboardConfig> {
         let workspace = workspace();
         let mut settings = DashboardConfig::new(
             self.dashboard_dir
+                .clone()
                 .unwrap_or_else(|| default_path(DEFAULT_DASHBOARD, workspace.as_deref())),
         );
         settings.listen = self.listen;
         settings.token = self
             .token
+            .clone()
             .or_else(|| std::env::var(stockstream_dashboard::TOKEN_ENV).ok())
             .filter(|t| !t.is_empty());
-        settings.allowed_origins = self.allow_origin;
+        settings.insecure_no_token = self.insecure_no_token;
+        settings.allowed_origins = self.allow_origin.clone();
         settings.history = history;
         settings.retention.stale_after_ms = self.stale_after;
-        let with_token = settings.token.is_some();
-        let dashboard = Dashboard::start(settings)?;
-        say!(
-            "{command}: dashboard at http://{}/{}",
-            dashboard.addr(),
-            if with_token { "?token=..." } else { "" }
-        );
-        Ok(dashboard)
+        settings.check()?;
+        Ok(settings)
     }
+
+    /// Starts the dashboard, seeded with the history under `history`, and says where it is.
+    pub fn start(self, history: Option<PathBuf>, command: &str) -> anyhow::Result<Dashboard> {
+        start_dashboard(self.config(history)?, command)
+    }
+}
+
+/// Starts a checked dashboard configuration and says where it is.
+pub fn start_dashboard(settings: DashboardConfig, command: &str) -> anyhow::Result<Dashboard> {
+    let with_token = settings.token.is_some();
+    let exposed = settings.exposed_without_token();
+    let dashboard = Dashboard::start(settings)?;
+    if exposed {
+        say!(
+            "{command}: WARNING: NO TOKEN guards the dashboard on {} (--insecure-no-token): \
+             anyone who can reach it reads the data and controls the replay",
+            dashboard.addr()
+        );
+    }
+    say!(
+        "{command}: dashboard at http://{}/{}",
+        dashboard.addr(),
+        if with_token { "?token=..." } else { "" }
+    );
+    Ok(dashboard)
 }
 
 /// Where a pipeline's ticks come from.
@@ -391,6 +420,12 @@ pub fn run_pipeline(
     args: PipelineArgs,
 ) -> anyhow::Result<ExitCode> {
     let workspace = workspace();
+    // Checked first: a refused dashboard must not cost a Kafka connection or any input.
+    let dashboard_settings = if args.no_dashboard {
+        None
+    } else {
+        Some(args.dashboard.config(Some(args.outputs.clone()))?)
+    };
     let (stop, signal) = install_stop_signals()?;
     let (source, feed) = match input {
         PipelineInput::Source(source) => (source, None),
@@ -419,15 +454,15 @@ pub fn run_pipeline(
             attempts: args.alert_webhook_attempts,
             ..w
         });
-    let dashboard = if args.no_dashboard {
-        None
-    } else {
-        let dashboard = args.dashboard.start(Some(config.outputs.clone()), "run")?;
+    let dashboard = if let Some(settings) = dashboard_settings {
+        let dashboard = start_dashboard(settings, "run")?;
         config.dashboard = Some(dashboard.feed());
         if config.source.replayable() {
             dashboard.hub().attach_replay(config.replay.clone());
         }
         Some(dashboard)
+    } else {
+        None
     };
 
     let terminal = std::io::stderr().is_terminal();
