@@ -554,12 +554,23 @@ fn a_deleted_or_altered_output_file_is_noticed_by_verify_and_by_a_resume() {
     let checkpoint: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(outputs.join("_checkpoint.json")).unwrap())
             .unwrap();
-    let files: Vec<&str> = checkpoint["manifest"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
+    let manifest = fs::read_to_string(outputs.join("_manifest.jsonl")).unwrap();
+    let files: Vec<String> = manifest
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
+    assert_eq!(
+        checkpoint["manifest_len"].as_u64(),
+        Some(files.len() as u64)
+    );
+    for file in &files {
+        assert!(outputs.join(file).is_file(), "{file}");
+    }
     let deleted = files
         .iter()
         .find(|p| p.starts_with("anomalies/"))

@@ -416,6 +416,19 @@ fn kill_9_at_random_points_and_restart_gives_the_rows_of_a_clean_run() {
     );
     let report = check_with_python(SAME_OUTPUTS, &[&fixture.clean, &out]);
     eprintln!("{report}");
+    // The record of committed files survived the kills: every file there, as committed, and
+    // no line of a commit that never finished.
+    let verify = stockstream_in(
+        &repo_root(),
+        &["verify", "--outputs", out.to_str().unwrap()],
+    );
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let lines = fs::read_to_string(out.join("_manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    let recorded = checkpoint(&out).unwrap()["manifest_len"].as_u64().unwrap();
+    assert_eq!(lines as u64, recorded);
 }
 
 /// The same with the return-basis chains (issue 12), whose restart rebuilds the previous

@@ -77,10 +77,15 @@ pub struct Checkpoint {
     /// (`--partition auto` decides then). A resume keeps it.
     #[serde(default = "crate::dates::legacy_granularity")]
     pub partition: Option<crate::dates::Granularity>,
-    /// Every committed file with its size and SHA-256 (`stockstream verify`; a resume checks
-    /// that they are all there).
+    /// Lines of `_manifest.jsonl` that belong to committed files (each committed file with
+    /// its size and SHA-256, for `stockstream verify`; a resume checks they are all there).
+    /// Kept in a file of its own, appended to, so that neither the checkpoint nor memory grows
+    /// with the number of commits of an endless run.
     #[serde(default)]
-    pub manifest: Vec<crate::commit::FileRecord>,
+    pub manifest_len: u64,
+    /// Bytes of those lines.
+    #[serde(default)]
+    pub manifest_bytes: u64,
     pub counts: Counts,
 }
 

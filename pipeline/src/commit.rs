@@ -85,6 +85,60 @@ pub fn digest(path: &Path) -> io::Result<(u64, String)> {
     Ok((bytes, hex))
 }
 
+/// The record of committed files, one JSON line each, next to the checkpoint.
+pub const MANIFEST: &str = "_manifest.jsonl";
+
+/// Cuts the manifest under `root` back to its committed `bytes` (lines of a commit that crashed
+/// before its checkpoint), then appends `records` and makes them durable, before the checkpoint
+/// that counts them is written. Returns the manifest's new length in bytes.
+pub fn append_manifest(root: &Path, bytes: u64, records: &[FileRecord]) -> io::Result<u64> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(MANIFEST))?;
+    if file.metadata()?.len() != bytes {
+        file.set_len(bytes)?;
+    }
+    let mut text = Vec::new();
+    for record in records {
+        serde_json::to_writer(&mut text, record)?;
+        text.push(b'\n');
+    }
+    file.write_all(&text)?;
+    file.sync_data()?;
+    Ok(bytes + text.len() as u64)
+}
+
+/// Cuts the manifest back to its committed `bytes`, if a crash left more (on start).
+pub fn trim_manifest(root: &Path, bytes: u64) -> io::Result<()> {
+    let path = root.join(MANIFEST);
+    match fs::metadata(&path) {
+        Ok(meta) if meta.len() > bytes => {
+            OpenOptions::new().write(true).open(&path)?.set_len(bytes)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The first `lines` records of the manifest under `root`, one at a time.
+pub fn read_manifest(
+    root: &Path,
+    lines: u64,
+) -> io::Result<impl Iterator<Item = io::Result<FileRecord>>> {
+    use std::io::BufRead;
+    let path = root.join(MANIFEST);
+    let reader: Box<dyn BufRead> = match File::open(&path) {
+        Ok(file) => Box::new(io::BufReader::new(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && lines == 0 => Box::new(io::empty()),
+        Err(e) => return Err(e),
+    };
+    Ok(reader.lines().take(lines as usize).map(|line| {
+        serde_json::from_str(&line?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }))
+}
+
 /// What is wrong with one recorded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileProblem {
@@ -97,11 +151,12 @@ pub enum FileProblem {
 /// false (cheap enough for every start), their SHA-256 as well when it is true.
 pub fn check_files(
     root: &Path,
-    records: &[FileRecord],
+    records: impl IntoIterator<Item = io::Result<FileRecord>>,
     deep: bool,
 ) -> io::Result<Vec<(FileRecord, FileProblem)>> {
     let mut problems = Vec::new();
     for record in records {
+        let record = record?;
         let path = root.join(&record.path);
         let problem = match fs::metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Some(FileProblem::Missing),
@@ -111,7 +166,7 @@ pub fn check_files(
             Ok(_) => None,
         };
         if let Some(problem) = problem {
-            problems.push((record.clone(), problem));
+            problems.push((record, problem));
         }
     }
     Ok(problems)

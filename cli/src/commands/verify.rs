@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use stockstream_pipeline::checkpoint::{self, Checkpoint};
-use stockstream_pipeline::commit::{check_files, FileProblem};
+use stockstream_pipeline::commit::{check_files, read_manifest, FileProblem, FileRecord};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -24,13 +24,23 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             args.outputs.display()
         )
     })?;
-    if checkpoint.manifest.is_empty() && checkpoint.counts.files > 0 {
+    if checkpoint.manifest_len == 0 && checkpoint.counts.files > 0 {
         anyhow::bail!(
             "{} predates the record of committed files: nothing to check against",
             path.display()
         );
     }
-    let problems = check_files(&args.outputs, &checkpoint.manifest, true)
+    let records: Vec<FileRecord> = read_manifest(&args.outputs, checkpoint.manifest_len)
+        .and_then(|records| records.collect())
+        .with_context(|| format!("reading the record of files in {}", args.outputs.display()))?;
+    anyhow::ensure!(
+        records.len() as u64 == checkpoint.manifest_len,
+        "the record of files in {} is shorter than its checkpoint says ({} of {} lines)",
+        args.outputs.display(),
+        records.len(),
+        checkpoint.manifest_len
+    );
+    let problems = check_files(&args.outputs, records.iter().cloned().map(Ok), true)
         .with_context(|| format!("checking the files of {}", args.outputs.display()))?;
     for (file, problem) in &problems {
         let what = match problem {
@@ -39,11 +49,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         };
         say!("{}: {what}", file.path);
     }
-    let bytes: u64 = checkpoint.manifest.iter().map(|f| f.bytes).sum();
+    let bytes: u64 = records.iter().map(|f| f.bytes).sum();
     if problems.is_empty() {
         say!(
             "verify: {} files ({bytes} bytes) under {}, all present and as committed",
-            checkpoint.manifest.len(),
+            records.len(),
             args.outputs.display()
         );
         return Ok(ExitCode::SUCCESS);
@@ -51,7 +61,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     say!(
         "verify: {} of {} files under {} are missing or altered; rerunning the input into a new --outputs rebuilds them",
         problems.len(),
-        checkpoint.manifest.len(),
+        records.len(),
         args.outputs.display()
     );
     Ok(ExitCode::FAILURE)

@@ -262,7 +262,10 @@ pub fn run(
             .with_context(|| format!("cannot go on with {}", root.display()))?;
     }
     if let Some(previous) = &previous {
-        let problems = commit::check_files(&root, &previous.manifest, false)
+        commit::trim_manifest(&root, previous.manifest_bytes)
+            .with_context(|| format!("trimming {}", commit::MANIFEST))?;
+        let problems = commit::read_manifest(&root, previous.manifest_len)
+            .and_then(|records| commit::check_files(&root, records, false))
             .with_context(|| format!("checking the files of {}", root.display()))?;
         if let Some((first, _)) = problems.first() {
             anyhow::bail!(
@@ -362,7 +365,8 @@ pub fn run(
                 counts: Counts::default(),
                 open_alerts: Vec::new(),
                 partition: None,
-                manifest: Vec::new(),
+                manifest_len: 0,
+                manifest_bytes: 0,
             }),
             pending: Stream::OUTPUTS.map(Partitioned::new),
             episodes: Episodes::with_open(

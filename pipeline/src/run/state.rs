@@ -18,7 +18,7 @@ use stockstream_core::episodes::{Episode, Episodes, FlaggedTick};
 use crate::alerts::webhook::{self, WebhookSender};
 use crate::alerts::{alert_json, OpenAlert};
 use crate::checkpoint::{Checkpoint, Counts, InputIdentity, PrefixHash};
-use crate::commit::{part_name, Staged};
+use crate::commit::{self, part_name, Staged};
 use crate::dashboard::{DerivedBatch, FeedStats};
 use crate::outputs::{decide_granularity, AlertRow, Partitioned, Rows, Stream};
 use crate::parquet_io::write_rows;
@@ -265,11 +265,16 @@ impl State<'_> {
         let mut next = self.committed.clone();
         // The outbox is drained (its files deleted) as alerts are delivered: not outputs.
         let outbox = format!("{}/", webhook::OUTBOX_DIR);
-        next.manifest.extend(
-            published
-                .into_iter()
-                .filter(|f| !f.path.starts_with(&outbox)),
-        );
+        let recorded: Vec<_> = published
+            .into_iter()
+            .filter(|f| !f.path.starts_with(&outbox))
+            .collect();
+        if !recorded.is_empty() {
+            next.manifest_bytes =
+                commit::append_manifest(&self.root, next.manifest_bytes, &recorded)
+                    .with_context(|| format!("writing {}", commit::MANIFEST))?;
+            next.manifest_len += recorded.len() as u64;
+        }
         merge_counts(&mut next.counts, &std::mem::take(&mut self.pending_counts));
         if end > start {
             next.counts.commits += 1;
