@@ -49,11 +49,12 @@ async fn get(router: &axum::Router, uri: &str, bearer: Option<&str>) -> (StatusC
     if let Some(token) = bearer {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(router, request.body(Body::empty()).unwrap()).await
+}
+
+/// The status and body of `request` through the router.
+async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -134,14 +135,7 @@ async fn post(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    send(router, request.body(Body::from(body.to_owned())).unwrap()).await
 }
 
 #[tokio::test]
@@ -515,14 +509,7 @@ async fn request(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    send(router, request.body(Body::empty()).unwrap()).await
 }
 
 /// Issue 13, item 10: a page of evil.example whose name is rebound to 127.0.0.1 reaches the

@@ -39,27 +39,13 @@ message enriched_tick {
   required boolean late;
 }";
 
-/// The tick schema with the return statistics of `basis: return` after it.
-const RETURN_TICK_SCHEMA: &str = "
-message enriched_tick {
-  required binary symbol (STRING);
-  required int64 ts (TIMESTAMP(MILLIS,true));
-  required double price;
-  required int64 volume;
-  optional double sma;
-  optional int64 count;
-  optional double vwap;
-  optional double prev_mean;
-  optional double prev_std;
-  optional int64 prev_count;
-  optional double z;
-  required boolean anomaly;
-  required boolean late;
+/// The columns a `basis: return` chain adds after the tick schema's.
+const RETURN_COLUMNS: &str = "
   optional double ret;
   optional double ret_prev_mean;
   optional double ret_prev_std;
   optional int64 ret_prev_count;
-}";
+";
 
 const BAR_SCHEMA: &str = "
 message bar {
@@ -106,7 +92,12 @@ fn tick_schema() -> Arc<Type> {
 
 fn return_tick_schema() -> Arc<Type> {
     static CELL: OnceLock<Arc<Type>> = OnceLock::new();
-    schema(RETURN_TICK_SCHEMA, &CELL)
+    CELL.get_or_init(|| {
+        let base = TICK_SCHEMA.trim_end().strip_suffix('}').expect("a message");
+        let text = format!("{base}{RETURN_COLUMNS}}}");
+        Arc::new(parse_message_type(&text).expect("the schema text is valid"))
+    })
+    .clone()
 }
 
 fn bar_schema() -> Arc<Type> {
