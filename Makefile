@@ -5,7 +5,7 @@
 WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich -p bars
 CARGO ?= cargo
 
-.PHONY: cluster-test setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench clean-cache
+.PHONY: cluster-test setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench fuzz clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -59,3 +59,12 @@ test: setup-test lint unit e2e parity
 bench: build setup-test
 	@[ -s .cache/es_ticks.jsonl ] || .venv/bin/python reference/prepare_es_ticks.py .cache/es_ticks.jsonl
 	target/release/stockstream bench --input .cache/es_ticks.jsonl
+
+# Each fuzz target for FUZZ_SECONDS (default 20 minutes), one after another, one job each:
+# libFuzzer on nightly Rust with AddressSanitizer. New inputs go to target/fuzz-corpus; crashes
+# to fuzz/targets/artifacts. `make fuzz FUZZ_TARGETS=tick_json FUZZ_SECONDS=60` runs one briefly.
+# Not part of `make test`: the corpus replays there on stable (fuzz/tests/corpus.rs).
+FUZZ_SECONDS ?= 1200
+FUZZ_TARGETS ?= tick_json tick_reader transforms_file smartmodule_batch
+fuzz: setup
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

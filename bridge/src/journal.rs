@@ -165,6 +165,23 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// A reader over every entry the journal holds now, from the first (written through
+    /// first): the input read again when the pipeline restarts its chains in-process.
+    pub fn reader(&mut self) -> Result<JournalReader, JournalError> {
+        let io_error = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.out.flush().map_err(io_error)?;
+        let file = File::open(&self.path).map_err(io_error)?;
+        Ok(JournalReader {
+            path: self.path.clone(),
+            input: BufReader::with_capacity(1 << 20, file),
+            remaining: self.len,
+            at: 0,
+        })
+    }
 }
 
 /// Reads the entries a journal held when it was opened, from the first.

@@ -118,9 +118,26 @@ pub fn open(
         poll_timeout: config.poll_timeout,
     };
     let sync_shared = shared.clone();
+    let reopen_shared = shared.clone();
+    let poll_timeout = config.poll_timeout;
+    // After a chain's failure the pipeline restarts from its last commit: the journal is read
+    // again from its first entry, then Kafka goes on where it was.
+    let reopen = move || -> io::Result<stockstream_pipeline::source::Records> {
+        let held = reopen_shared
+            .journal
+            .lock()
+            .expect("not poisoned")
+            .reader()
+            .map_err(io::Error::other)?;
+        Ok(Box::new(KafkaRecords {
+            held: Some(held),
+            shared: reopen_shared.clone(),
+            poll_timeout,
+        }))
+    };
     let source = Source::Stream {
         name: format!("kafka topic {}", config.topic()),
-        records: StreamRecords::new(Box::new(records)),
+        records: StreamRecords::reopenable(Box::new(records), reopen),
         journal: Some(SourceJournal {
             sync: Arc::new(move || sync_shared.journal.lock().expect("not poisoned").sync()),
         }),

@@ -272,7 +272,34 @@ fn a_50_mb_single_line_record_is_dead_lettered_and_memory_stays_bounded() {
         "{} bytes",
         dead.len()
     );
-    // The largest child this test process waited for: the run above (2.2 GB before the
+    // The same as one CSV row, a quoted field over several lines: never held whole either.
+    let csv = dir.path().join("big.csv");
+    fs::write(
+        &csv,
+        format!(
+            "symbol,ts,price\nA,1700000000000,1\nA,1700000001000,\"{pad}\n{pad}\"\nA,1700000002000,3\n"
+        ),
+    )
+    .unwrap();
+    let csv_outputs = dir.path().join("csv-out");
+    let output = stockstream(&[
+        "run",
+        "--no-dashboard",
+        "--input",
+        csv.to_str().unwrap(),
+        "--outputs",
+        csv_outputs.to_str().unwrap(),
+    ]);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "line 3: invalid row: row of 100000019 bytes is over the limit of 1048576 bytes"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("2 enriched"), "{err}");
+    // The largest child this test process waited for: the runs above (2.2 GB before the
     // limit), or a smaller one of a test running beside it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
@@ -601,4 +628,211 @@ fn a_deleted_or_altered_output_file_is_noticed_by_verify_and_by_a_resume() {
         "{}",
         stderr(&output)
     );
+
+    // Rebuilt from another input: nothing is put back.
+    let other = dir.path().join("other.jsonl");
+    write_ticks(&other, 3_000, 19, 20.0);
+    let rebuild = |input: &std::path::Path| {
+        stockstream(&[
+            "verify",
+            "--outputs",
+            outputs.to_str().unwrap(),
+            "--rebuild",
+            "--",
+            "--input",
+            input.to_str().unwrap(),
+        ])
+    };
+    let output = rebuild(&other);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{deleted}: not rebuilt: the rerun wrote")),
+        "{err}"
+    );
+    assert!(!outputs.join(&deleted).exists());
+    // From the run's own input: both come back byte for byte, and the run goes on.
+    let output = rebuild(&input);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains(&format!("{deleted}: rebuilt")), "{err}");
+    assert!(err.contains(&format!("{altered}: rebuilt")), "{err}");
+    assert!(err.contains("rebuilt 2 of 2 damaged files"), "{err}");
+    assert!(!outputs.join("_rebuild").exists());
+    let output = verify();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn verify_takes_run_arguments_only_with_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("out");
+    let output = stockstream(&[
+        "verify",
+        "--outputs",
+        outputs.to_str().unwrap(),
+        "--",
+        "--input",
+        "x.csv",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("for --rebuild"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_record_that_makes_the_chain_fail_in_transform_is_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.jsonl");
+    let mut lines = write_ticks(&clean, 3_000, 21, 20.0);
+    let big = format!(
+        r#"{{"symbol":"BIG","ts":1700000000000,"price":10,"volume":1,"pad":"{}"}}"#,
+        "x".repeat(12 << 20)
+    );
+    lines.insert(1_500, big);
+    let input = dir.path().join("ticks.jsonl");
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let transform = |file: &std::path::Path, input: &std::path::Path| {
+        stockstream(&[
+            "transform",
+            "--transforms-file",
+            file.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--batch-size",
+            "256",
+            "--chain-memory-limit",
+            "8388608",
+            "--max-record-bytes",
+            "33554432",
+        ])
+    };
+    let root = repo_root();
+    for chain in ["transforms/enriched.yaml", "transforms/bars-5m.yaml"] {
+        let file = root.join(chain);
+        let output = transform(&file, &input);
+        let err = stderr(&output);
+        assert!(output.status.success(), "{chain}: {err}");
+        assert!(
+            err.contains("line 1501: the chain failed on this record: WASM trap"),
+            "{chain}: {err}"
+        );
+        assert!(err.contains("1 failed"), "{chain}: {err}");
+        // Exactly the records of a transform of the input without it, windows and all.
+        let expected = transform(&file, &clean);
+        assert!(expected.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&expected.stdout),
+            "{chain}"
+        );
+    }
+    // Standard input cannot be read again: the failure ends the transform, with its lines.
+    let output = binary()
+        .args([
+            "transform",
+            "--transforms-file",
+            "transforms/enriched.yaml",
+            "--chain-memory-limit",
+            "8388608",
+            "--max-record-bytes",
+            "33554432",
+        ])
+        .stdin(fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot be read again"), "{err}");
+}
+
+/// The derived rows of two outputs directories are the same, stream by stream.
+const SAME_ROWS: &str = r#"
+import sys, glob
+import pyarrow as pa, pyarrow.parquet as pq
+a, b = sys.argv[1], sys.argv[2]
+for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies", "alerts"]:
+    def table(root):
+        fs = sorted(glob.glob(f"{root}/{d}/**/part-*.parquet", recursive=True))
+        return pa.concat_tables([pq.read_table(f) for f in fs]) if fs else None
+    ta, tb = table(a), table(b)
+    if d == "alerts" and ta is not None:
+        ta, tb = ta.sort_by("id"), tb.sort_by("id")
+    assert (ta is None) == (tb is None), d
+    assert ta is None or ta.equals(tb), f"{d}: {ta.num_rows} rows vs {tb.num_rows}, or they differ"
+    print(d, 0 if ta is None else ta.num_rows, "identical")
+"#;
+
+#[test]
+fn a_record_that_makes_a_chain_fail_is_dead_lettered_skipped_and_never_met_again() {
+    // A valid tick too large for the chains' memory: every chain fails on it in WASM (as an
+    // SPU's store limit would make it fail), whatever batch it comes in.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let clean = write_ticks(&dir.path().join("clean.jsonl"), 3_000, 17, 20.0);
+    let mut lines = clean.clone();
+    let big = format!(
+        r#"{{"symbol":"BIG","ts":1700000000000,"price":10,"volume":1,"pad":"{}"}}"#,
+        "x".repeat(12 << 20)
+    );
+    lines.insert(1_500, big);
+    // The first run sees the input up to line 2000; the second, all of it, so its restart
+    // replays windows across the skipped record.
+    fs::write(&input, lines[..2_000].join("\n") + "\n").unwrap();
+    let run = |input: &std::path::Path, outputs: &std::path::Path| {
+        stockstream(&[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--no-dashboard",
+            "--batch-size",
+            "256",
+            "--commit-records",
+            "500",
+            "--max-record-bytes",
+            "33554432",
+            "--chain-memory-limit",
+            "8388608",
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ])
+    };
+    let outputs = dir.path().join("out");
+    let first = run(&input, &outputs);
+    let err = stderr(&first);
+    assert!(first.status.success(), "{err}");
+    assert!(
+        err.contains("line 1501") && err.contains("failed on this record"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2000 records in") && err.contains("1 failed"),
+        "{err}"
+    );
+    assert_eq!(dead_letter_reasons(&outputs), vec!["module_failed"]);
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&fs::read(outputs.join("_checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(checkpoint["skipped"], serde_json::json!([1500]));
+
+    fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let second = run(&input, &outputs);
+    let err = stderr(&second);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("3001 records in") && err.contains("1 failed"),
+        "{err}"
+    );
+    assert!(!err.contains("failed on this record"), "met again: {err}");
+    assert_eq!(dead_letter_reasons(&outputs), vec!["module_failed"]);
+
+    // Exactly the rows of a run that never saw the record.
+    let reference = dir.path().join("reference");
+    let clean_run = run(&dir.path().join("clean.jsonl"), &reference);
+    assert!(clean_run.status.success(), "{}", stderr(&clean_run));
+    common::check_with_python(SAME_ROWS, &[&reference, &outputs]);
 }

@@ -86,6 +86,11 @@ pub struct Checkpoint {
     /// Bytes of those lines.
     #[serde(default)]
     pub manifest_bytes: u64,
+    /// Input positions of records a chain failed on (a WASM trap): each is dead-lettered and
+    /// skipped by every chain, here and when a restart replays the input before the
+    /// checkpoint, so the failure is never met again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<u64>,
     pub counts: Counts,
 }
 

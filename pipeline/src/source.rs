@@ -66,12 +66,38 @@ impl std::fmt::Debug for Journal {
 }
 
 /// The receiving end of a [`Source::Stream`], taken once by the run.
+/// How a stream is read again from its first record.
+type Reopen = std::sync::Arc<dyn Fn() -> io::Result<Records> + Send + Sync>;
+
 #[derive(Clone)]
-pub struct StreamRecords(std::sync::Arc<std::sync::Mutex<Option<Records>>>);
+pub struct StreamRecords {
+    first: std::sync::Arc<std::sync::Mutex<Option<Records>>>,
+    reopen: Option<Reopen>,
+}
 
 impl StreamRecords {
+    /// A stream read once.
     pub fn new(records: Records) -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(records))))
+        Self {
+            first: std::sync::Arc::new(std::sync::Mutex::new(Some(records))),
+            reopen: None,
+        }
+    }
+
+    /// A stream that `reopen` reads again from its first record (a journaled one), so that a
+    /// run can restart its chains from its last commit without a new process.
+    pub fn reopenable(
+        records: Records,
+        reopen: impl Fn() -> io::Result<Records> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            reopen: Some(std::sync::Arc::new(reopen)),
+            ..Self::new(records)
+        }
+    }
+
+    pub fn can_reopen(&self) -> bool {
+        self.reopen.is_some()
     }
 }
 
@@ -119,6 +145,8 @@ pub enum SourceError {
     Files(#[from] FilesError),
     #[error("the stream source {0} was already read")]
     StreamTaken(String),
+    #[error("cannot read {name} again: {source}")]
+    Reopen { name: String, source: io::Error },
     #[error("cannot write the ground truth {path}: {source}")]
     Truth { path: PathBuf, source: io::Error },
 }
@@ -179,12 +207,17 @@ pub fn open(source: &Source) -> Result<Records, SourceError> {
                 truth: BufWriter::new(truth_file),
             }))
         }
-        Source::Stream { name, records, .. } => records
-            .0
-            .lock()
-            .expect("not poisoned")
-            .take()
-            .ok_or_else(|| SourceError::StreamTaken(name.clone())),
+        Source::Stream { name, records, .. } => {
+            let first = records.first.lock().expect("not poisoned").take();
+            match (first, &records.reopen) {
+                (Some(first), _) => Ok(first),
+                (None, Some(reopen)) => reopen().map_err(|source| SourceError::Reopen {
+                    name: name.clone(),
+                    source,
+                }),
+                (None, None) => Err(SourceError::StreamTaken(name.clone())),
+            }
+        }
     }
 }
 

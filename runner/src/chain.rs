@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fluvio_protocol::record::{Offset, Record};
+use fluvio_protocol::record::{Offset, Record, RecordKey};
 use fluvio_protocol::Encoder;
 use fluvio_smartengine::transformation::TransformationConfig;
 use fluvio_smartengine::{
@@ -148,10 +148,20 @@ pub struct ChainSpec {
 impl ChainSpec {
     /// Reads and checks a `transforms:` file.
     pub fn from_file(path: &Path) -> Result<Self, ChainError> {
-        let config =
-            TransformationConfig::from_file(path).map_err(|source| ChainError::ReadFile {
+        let text = std::fs::read(path).map_err(|source| ChainError::ReadFile {
+            path: path.to_owned(),
+            source: source.into(),
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Reads and checks the text of a `transforms:` file; `path` names it in messages.
+    pub fn from_yaml(text: &[u8], path: &Path) -> Result<Self, ChainError> {
+        // The parse `TransformationConfig::from_file` (what fluvio's CLI runs) does after reading.
+        let config: TransformationConfig =
+            serde_yaml::from_slice(text).map_err(|source| ChainError::ReadFile {
                 path: path.to_owned(),
-                source,
+                source: source.into(),
             })?;
         if config.transforms.is_empty() {
             return Err(ChainError::Empty {
@@ -404,6 +414,51 @@ impl Chain {
             async move { Ok(batch) }
         });
         block_on(future)
+    }
+}
+
+/// Records per `look_back` call in [`Chain::look_back_values`] (the engine copies each call's
+/// records into WASM memory).
+pub const LOOK_BACK_CHUNK: usize = 50_000;
+
+impl Chain {
+    /// `look_back` over tick records, keyed by symbol as the producer keys them, in chunks.
+    pub fn look_back_values(&mut self, values: Vec<Vec<u8>>) -> anyhow::Result<()> {
+        let mut values = values.into_iter().peekable();
+        while values.peek().is_some() {
+            let chunk: Vec<Record> = values
+                .by_ref()
+                .take(LOOK_BACK_CHUNK)
+                .map(|value| {
+                    let key = stockstream_core::tick::parse_tick(&value)
+                        .map(|t| RecordKey::from(t.symbol.as_bytes().to_vec()))
+                        .unwrap_or(RecordKey::NULL);
+                    Record::new_key_value(key, value)
+                })
+                .collect();
+            self.look_back(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// One line for a chain's failure: the engine's outer message without the WASM backtrace it
+/// carries (frame addresses of an optimised build), then the root cause.
+pub fn failure_message(error: &anyhow::Error) -> String {
+    let outer = error.to_string();
+    let outer = outer
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(':');
+    let root = error.root_cause().to_string();
+    let root = root.split_whitespace().collect::<Vec<_>>().join(" ");
+    if outer.contains("wasm backtrace") {
+        format!("WASM trap: {root}")
+    } else if error.chain().count() > 1 && !outer.is_empty() {
+        format!("{outer}: {root}")
+    } else {
+        root
     }
 }
 

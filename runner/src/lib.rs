@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod native;
+pub mod replay;
 pub mod transform;
 
 pub use chain::{Chain, ChainError, ChainSpec, WasmLocator};

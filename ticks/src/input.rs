@@ -1,5 +1,6 @@
 //! Reading ticks: JSON lines as they are, or CSV rows turned into tick records.
 
+mod bounded_rows;
 mod csv_ticks;
 mod files;
 mod time;
@@ -88,8 +89,8 @@ pub struct CsvSettings {
     /// per bar (open, low/high, high/low, close) at even steps inside the bar, the close at
     /// the timestamp, the volume split exactly. Wins over `ohlc_expand`.
     pub ohlc_bar_ms: Option<i64>,
-    /// Longest JSON line read (`--max-record-bytes`); a longer one is skipped without being
-    /// held in memory and reported as `too_large`. `None`: [`DEFAULT_MAX_RECORD_BYTES`].
+    /// Longest JSON line or CSV row read (`--max-record-bytes`); a longer one is skipped
+    /// without being held in memory and reported as `too_large`. `None`: [`DEFAULT_MAX_RECORD_BYTES`].
     pub max_record_bytes: Option<usize>,
 }
 

@@ -87,7 +87,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let mut costs = Vec::new();
     for _ in 0..wasm_rounds {
-        let (_, mut chain) = super::start_chain(&args.transforms_file, args.wasm_dir.clone())?;
+        let (_, mut chain) =
+            super::start_chain(&args.transforms_file, args.wasm_dir.clone(), None)?;
         let started = Instant::now();
         out_count = run_wasm(&mut chain, &batches)?;
         wasm_rates.push(ticks / started.elapsed().as_secs_f64());

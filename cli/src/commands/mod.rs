@@ -44,11 +44,12 @@ pub fn wasm_locator(wasm_dir: Option<PathBuf>) -> WasmLocator {
 pub fn start_chain(
     transforms_file: &std::path::Path,
     wasm_dir: Option<PathBuf>,
+    memory_limit: Option<usize>,
 ) -> anyhow::Result<(ChainSpec, Chain)> {
     let spec = ChainSpec::from_file(transforms_file)?;
     let locator = wasm_locator(wasm_dir);
     let chain = spec
-        .instantiate(&SmartEngine::new(), &locator)
+        .instantiate_with_memory_limit(&SmartEngine::new(), &locator, memory_limit)
         .with_context(|| format!("starting the chain of {}", transforms_file.display()))?;
     Ok((spec, chain))
 }

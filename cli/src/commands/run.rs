@@ -14,6 +14,7 @@ use stockstream_bridge::BridgeConfig;
 use stockstream_dashboard::{Dashboard, DashboardConfig, RunCounts};
 use stockstream_pipeline::alerts::webhook::WebhookConfig;
 use stockstream_pipeline::dates::PartitionBy;
+use stockstream_pipeline::rebuild::RebuildReport;
 use stockstream_pipeline::run::{Event, Outcome, RunConfig};
 use stockstream_pipeline::source::{ReplayControl, Source, Speed};
 use stockstream_runner::WasmLocator;
@@ -56,7 +57,7 @@ pub struct RunArgs {
     speed: Option<Speed>,
     #[command(flatten)]
     csv: producer::CsvArgs,
-    /// Longest JSON line (bytes); a longer one is dead-lettered as too_large without being
+    /// Longest JSON line or CSV row (bytes); a longer one is dead-lettered as too_large without being
     /// held in memory.
     #[arg(long, value_name = "BYTES", default_value_t = stockstream_ticks::DEFAULT_MAX_RECORD_BYTES, value_parser = parse_record_limit)]
     max_record_bytes: usize,
@@ -91,6 +92,11 @@ pub struct PipelineArgs {
     /// Records per call into the chains (an SPU batch), 1 to 65536.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     batch_size: u64,
+    /// Memory the modules of one chain may use together, in bytes (as an SPU's store limit;
+    /// 1 GB, the engine's default, unless set). A record that needs more fails the chain: it
+    /// is dead-lettered and skipped.
+    #[arg(long, value_name = "BYTES", value_parser = parse_chain_memory_limit)]
+    chain_memory_limit: Option<usize>,
     /// Commit after this many input records...
     #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=super::MAX_COMMIT_RECORDS))]
     commit_records: u64,
@@ -121,6 +127,16 @@ pub fn parse_record_limit(text: &str) -> Result<usize, String> {
         Ok(n) if (64..=1 << 30).contains(&n) => Ok(n),
         _ => Err(format!(
             "{text:?} is not a whole number of bytes from 64 to 1073741824"
+        )),
+    }
+}
+
+/// `--chain-memory-limit`: 1 MiB to 4 GiB (a 32-bit WASM memory's size).
+pub fn parse_chain_memory_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1 << 20..=1 << 32).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number of bytes from 1048576 to 4294967296"
         )),
     }
 }
@@ -315,6 +331,34 @@ pub fn default_path(relative: &str, workspace: Option<&Path>) -> PathBuf {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (input, speed, pipeline) = input_of(args)?;
+    run_pipeline(input, speed, pipeline)
+}
+
+/// `verify --rebuild`: the damaged files of the outputs, rebuilt from the run's input.
+pub fn rebuild(args: RunArgs) -> anyhow::Result<RebuildReport> {
+    let (input, _speed, pipeline) = input_of(args)?;
+    let PipelineInput::Source(source) = input else {
+        anyhow::bail!(
+            "a Kafka input is not read again from its start: rebuild from the files the topic was fed from (--input)"
+        );
+    };
+    let (stop, _signal) = install_stop_signals()?;
+    let config = run_config(source, Speed::Max, &pipeline)?;
+    let mut on_event = |event: Event<'_>| {
+        if let Event::Progress(progress) = event {
+            tracing::info!(
+                records = progress.counts.records_in,
+                "rebuild: reading the input again"
+            );
+        }
+    };
+    stockstream_pipeline::rebuild::rebuild(&config, &stop, &mut on_event)
+}
+
+/// What a run's arguments ask for: its input, checked, the replay pace and the pipeline's
+/// settings.
+fn input_of(args: RunArgs) -> anyhow::Result<(PipelineInput, Speed, PipelineArgs)> {
     anyhow::ensure!(
         args.kafka || !args.kafka_args.any(),
         "the Kafka options (--bootstrap, --topic, --group, ...) need --kafka"
@@ -379,7 +423,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             settings: stockstream_ticks::InputSettings { csv, ohlc_bars },
         })
     };
-    run_pipeline(input, speed, args.pipeline)
+    Ok((input, speed, args.pipeline))
+}
+
+/// The pipeline's settings for `source`, the dashboard left out.
+fn run_config(source: Source, speed: Speed, args: &PipelineArgs) -> anyhow::Result<RunConfig> {
+    let workspace = workspace();
+    let transforms_dir = args
+        .transforms_dir
+        .clone()
+        .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
+    let wasm = WasmLocator::new(args.wasm_dir.clone(), workspace.as_deref());
+    let mut config = RunConfig::new(source, args.outputs.clone(), transforms_dir, wasm);
+    config.replay = Arc::new(ReplayControl::new(speed));
+    config.batch_size = args.batch_size as usize;
+    config.commit_records = args.commit_records;
+    config.commit_interval = args.commit_interval;
+    config.alert_cooldown_ms = args.alert_cooldown;
+    config.partition = args.partition;
+    config.chain_memory_limit = args.chain_memory_limit;
+    config.alert_webhook = args
+        .alert_webhook
+        .as_deref()
+        .map(WebhookConfig::new)
+        .transpose()?
+        .map(|w| WebhookConfig {
+            attempts: args.alert_webhook_attempts,
+            ..w
+        });
+    Ok(config)
 }
 
 /// Which signal asked a run to stop, for its exit status.
@@ -419,7 +491,6 @@ pub fn run_pipeline(
     speed: Speed,
     args: PipelineArgs,
 ) -> anyhow::Result<ExitCode> {
-    let workspace = workspace();
     // Checked first: a refused dashboard must not cost a Kafka connection or any input.
     let dashboard_settings = if args.no_dashboard {
         None
@@ -434,26 +505,7 @@ pub fn run_pipeline(
             (source, Some(feed))
         }
     };
-    let transforms_dir = args
-        .transforms_dir
-        .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
-    let wasm = WasmLocator::new(args.wasm_dir, workspace.as_deref());
-    let mut config = RunConfig::new(source, args.outputs, transforms_dir, wasm);
-    config.replay = Arc::new(ReplayControl::new(speed));
-    config.batch_size = args.batch_size as usize;
-    config.commit_records = args.commit_records;
-    config.commit_interval = args.commit_interval;
-    config.alert_cooldown_ms = args.alert_cooldown;
-    config.partition = args.partition;
-    config.alert_webhook = args
-        .alert_webhook
-        .as_deref()
-        .map(WebhookConfig::new)
-        .transpose()?
-        .map(|w| WebhookConfig {
-            attempts: args.alert_webhook_attempts,
-            ..w
-        });
+    let mut config = run_config(source, speed, &args)?;
     let dashboard = if let Some(settings) = dashboard_settings {
         let dashboard = start_dashboard(settings, "run")?;
         config.dashboard = Some(dashboard.feed());

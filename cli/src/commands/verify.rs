@@ -1,54 +1,47 @@
-//! `stockstream verify`: are the committed output files all there, as committed?
+//! `stockstream verify`: are the committed output files all there, as committed? With
+//! `--rebuild`, the missing and altered ones are made again from the run's input.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Args;
-use stockstream_pipeline::checkpoint::{self, Checkpoint};
-use stockstream_pipeline::commit::{check_files, read_manifest, FileProblem, FileRecord};
+use clap::{Args, Parser};
+use stockstream_pipeline::commit::FileProblem;
+use stockstream_pipeline::rebuild::{damaged_files, FileCheck};
+
+use super::run::RunArgs;
 
 #[derive(Args)]
 pub struct VerifyArgs {
     /// Root of the outputs of `stockstream run`.
     #[arg(long, default_value = "outputs", value_name = "DIR")]
     outputs: PathBuf,
+    /// Rebuild the missing and altered files by running the input again, with the arguments
+    /// of the `run` that wrote them after `--` (`verify --rebuild -- --input ticks.csv`). A
+    /// file is put back only if it comes out byte for byte as committed.
+    #[arg(long)]
+    rebuild: bool,
+    /// The `stockstream run` arguments (input, transforms, settings) for --rebuild.
+    #[arg(last = true, value_name = "RUN ARGS")]
+    run_args: Vec<OsString>,
+}
+
+/// `run`'s arguments, as given after `verify --rebuild --`.
+#[derive(Parser)]
+#[command(name = "stockstream verify --rebuild --", no_binary_name = true)]
+struct RebuildArgs {
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let path = args.outputs.join(checkpoint::FILE_NAME);
-    let checkpoint = Checkpoint::load(&path)?.with_context(|| {
-        format!(
-            "no {} in {}: nothing was committed there by `stockstream run`",
-            checkpoint::FILE_NAME,
-            args.outputs.display()
-        )
-    })?;
-    if checkpoint.manifest_len == 0 && checkpoint.counts.files > 0 {
-        anyhow::bail!(
-            "{} predates the record of committed files: nothing to check against",
-            path.display()
-        );
-    }
-    let records: Vec<FileRecord> = read_manifest(&args.outputs, checkpoint.manifest_len)
-        .and_then(|records| records.collect())
-        .with_context(|| format!("reading the record of files in {}", args.outputs.display()))?;
     anyhow::ensure!(
-        records.len() as u64 == checkpoint.manifest_len,
-        "the record of files in {} is shorter than its checkpoint says ({} of {} lines)",
-        args.outputs.display(),
-        records.len(),
-        checkpoint.manifest_len
+        args.rebuild || args.run_args.is_empty(),
+        "the arguments after -- are the run's, for --rebuild"
     );
-    let problems = check_files(&args.outputs, records.iter().cloned().map(Ok), true)
-        .with_context(|| format!("checking the files of {}", args.outputs.display()))?;
-    for (file, problem) in &problems {
-        let what = match problem {
-            FileProblem::Missing => "missing",
-            FileProblem::Altered => "altered (size or SHA-256 differs from the commit)",
-        };
-        say!("{}: {what}", file.path);
-    }
+    let FileCheck {
+        records, problems, ..
+    } = damaged_files(&args.outputs)?;
     let bytes: u64 = records.iter().map(|f| f.bytes).sum();
     if problems.is_empty() {
         say!(
@@ -58,11 +51,52 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    for (file, problem) in &problems {
+        say!("{}: {}", file.path, describe(problem));
+    }
+    if !args.rebuild {
+        say!(
+            "verify: {} of {} files under {} are missing or altered; `stockstream verify --outputs {} --rebuild -- <the run's arguments>` rebuilds them from the input",
+            problems.len(),
+            records.len(),
+            args.outputs.display(),
+            args.outputs.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut run_args = vec![OsString::from("--outputs"), args.outputs.clone().into()];
+    run_args.extend(args.run_args);
+    let rebuild_args = RebuildArgs::try_parse_from(run_args)?;
+    let report = super::run::rebuild(rebuild_args.run)?;
+    for file in &report.rebuilt {
+        say!(
+            "{}: rebuilt ({} bytes, SHA-256 as committed)",
+            file.path,
+            file.bytes
+        );
+    }
+    for (file, why) in &report.differing {
+        say!("{}: not rebuilt: {why}", file.path);
+    }
     say!(
-        "verify: {} of {} files under {} are missing or altered; rerunning the input into a new --outputs rebuilds them",
+        "verify: rebuilt {} of {} damaged files under {} from the first {} input records",
+        report.rebuilt.len(),
         problems.len(),
-        records.len(),
-        args.outputs.display()
+        args.outputs.display(),
+        report.records_read
     );
-    Ok(ExitCode::FAILURE)
+    Ok(
+        if report.differing.is_empty() && report.rebuilt.len() == problems.len() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+fn describe(problem: &FileProblem) -> &'static str {
+    match problem {
+        FileProblem::Missing => "missing",
+        FileProblem::Altered => "altered (size or SHA-256 differs from the commit)",
+    }
 }

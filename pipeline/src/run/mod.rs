@@ -26,7 +26,8 @@ mod restart;
 mod state;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -48,13 +49,17 @@ use crate::source::{self, ReplayControl, Source, Speed};
 pub use state::write_parquet_files;
 
 use chains::Chains;
-use main_loop::main_loop;
+use main_loop::{main_loop, LoopEnd};
 use restart::{remove_stale_temp_files, restart};
 use state::State;
-use worker::{spawn_worker, Worker};
+use worker::{spawn_worker, ModuleSource, Worker};
 
 /// Directory of the dead-letter files under the outputs root.
 pub const DEAD_LETTER_DIR: &str = "dead_letter";
+
+/// Records skipped because a chain failed on them, in one run, before it gives up: a chain that
+/// fails on record after record is broken, and skipping would only empty the outputs.
+const MAX_SKIPPED_PER_RUN: u64 = 100;
 
 /// Settings of one run. Defaults in [`RunConfig::new`].
 #[derive(Debug, Clone)]
@@ -85,6 +90,15 @@ pub struct RunConfig {
     pub alert_webhook: Option<WebhookConfig>,
     /// Event-time granularity of the output partitions (kept by a resume).
     pub partition: PartitionBy,
+    /// Memory the modules of one chain may use together (the engine's store limit, 1 GB
+    /// unless set), as an SPU's setting would; a record that needs more fails the chain.
+    pub chain_memory_limit: Option<usize>,
+    /// Commit at exactly these input positions and at no others (no record or time trigger),
+    /// so that every file is the one an earlier run committed there, byte for byte
+    /// ([`rebuild`](crate::rebuild)).
+    pub commit_at: Option<Arc<BTreeSet<u64>>>,
+    /// Stop reading at this input position, as if asked to stop there.
+    pub stop_at: Option<u64>,
 }
 
 impl RunConfig {
@@ -108,6 +122,9 @@ impl RunConfig {
             alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
             alert_webhook: None,
             partition: PartitionBy::Auto,
+            chain_memory_limit: None,
+            commit_at: None,
+            stop_at: None,
         }
     }
 }
@@ -240,6 +257,87 @@ pub fn run(
     );
     let root = config.outputs.clone();
     let _lock = DirLock::acquire(&root)?;
+    // The records of a batch a chain failed on, fed one at a time to find the failing one.
+    let mut probe: Option<Range<u64>> = None;
+    let mut skipped = 0u64;
+    let mut first_attempt: Option<(Option<Resume>, u64)> = None;
+    loop {
+        let (end, resume, start_offset) =
+            attempt(config, &chains, stop, started, probe.as_ref(), on_event)?;
+        let (resume, start_offset) = first_attempt.get_or_insert((resume, start_offset)).clone();
+        let failed = match end {
+            AttemptEnd::Done(mut report) => {
+                report.resume = resume;
+                report.records_this_run = report.offset - start_offset;
+                return Ok(report);
+            }
+            AttemptEnd::ChainFailed(failed) => failed,
+        };
+        let reopenable = match &config.source {
+            Source::Stream { records, .. } => records.can_reopen(),
+            _ => true,
+        };
+        if !reopenable {
+            anyhow::bail!(
+                "the {} chain failed on records {}..{} of {} ({}), and this input cannot be read again to find and skip the record; everything before them is committed",
+                failed.stream.name(),
+                failed.range.start,
+                failed.range.end,
+                config.source.describe(),
+                failed.message
+            );
+        }
+        match failed.skipped {
+            Some(offset) => {
+                skipped += 1;
+                tracing::warn!(
+                    offset,
+                    "the {} chain failed on record {offset} ({}): it is dead-lettered and skipped; restarting the chains from the commit after it",
+                    failed.stream.name(),
+                    failed.message
+                );
+                anyhow::ensure!(
+                    skipped < MAX_SKIPPED_PER_RUN,
+                    "the chains failed on {skipped} records in this run, the last {offset}: that is a broken chain, not a bad record; the records skipped so far are in {}",
+                    root.join(DEAD_LETTER_DIR).display()
+                );
+                probe = (offset + 1 < failed.range.end).then(|| offset + 1..failed.range.end);
+            }
+            None => {
+                tracing::warn!(
+                    "the {} chain failed on a batch of records {}..{} ({}); restarting the chains from the last commit and feeding those records one at a time to find the one it fails on",
+                    failed.stream.name(),
+                    failed.range.start,
+                    failed.range.end,
+                    failed.message
+                );
+                probe = Some(failed.range);
+            }
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            anyhow::bail!("stopped while restarting the chains after a failure: run the same command to go on");
+        }
+    }
+}
+
+/// How one start of the chains ended.
+#[allow(clippy::large_enum_variant)] // one per start
+enum AttemptEnd {
+    Done(Report),
+    ChainFailed(main_loop::FailedBatch),
+}
+
+/// One start of the chains from the last commit, to the input's end, a stop, or a chain's
+/// failure: with the resume it made and the input position it started from.
+fn attempt(
+    config: &RunConfig,
+    chains: &Chains,
+    stop: &AtomicBool,
+    started: Instant,
+    probe: Option<&Range<u64>>,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> anyhow::Result<(AttemptEnd, Option<Resume>, u64)> {
+    let root = config.outputs.clone();
     let checkpoint_path = root.join(checkpoint::FILE_NAME);
     let previous = Checkpoint::load(&checkpoint_path)?;
     if let Some(previous) = &previous {
@@ -321,14 +419,17 @@ pub fn run(
                 scope,
                 *stream,
                 chains.specs[stream.index()].clone(),
-                engine.clone(),
-                config.wasm.clone(),
+                ModuleSource {
+                    engine: engine.clone(),
+                    wasm: config.wasm.clone(),
+                    memory_limit: config.chain_memory_limit,
+                },
                 keep_raw,
                 downstream,
             ));
         }
         let workers: Vec<Worker> = spawned.into_iter().flatten().collect();
-        let (reader, replayed) = restart(config, &chains, previous.as_ref(), input, &workers)?;
+        let (reader, replayed) = restart(config, chains, previous.as_ref(), input, &workers)?;
         let resume = previous.as_ref().map(|previous| Resume {
             offset: previous.offset,
             commits: previous.counts.commits,
@@ -367,6 +468,7 @@ pub fn run(
                 partition: None,
                 manifest_len: 0,
                 manifest_bytes: 0,
+                skipped: Vec::new(),
             }),
             pending: Stream::OUTPUTS.map(Partitioned::new),
             episodes: Episodes::with_open(
@@ -381,6 +483,7 @@ pub fn run(
                 .clone()
                 .map(|w| WebhookSender::spawn(&root, w)),
             pending_dead: Vec::new(),
+            pending_skipped: Vec::new(),
             pending_counts: Counts::default(),
             pending_end: committed,
             pending_line: reader.line,
@@ -394,18 +497,25 @@ pub fn run(
             },
             feed: FeedStats::default(),
         };
-        let (outcome, mut state, records_this_run) =
-            main_loop(state, reader, workers, stop, started, on_event)?;
+        let start_offset = reader.offset;
+        let (outcome, mut state) =
+            match main_loop(state, reader, workers, stop, started, probe, on_event)? {
+                LoopEnd::Done(outcome, state) => (outcome, *state),
+                LoopEnd::ChainFailed(failed) => {
+                    return Ok((AttemptEnd::ChainFailed(failed), resume, start_offset))
+                }
+            };
         let webhook = state.webhook.take().map(WebhookSender::finish);
-        Ok(Report {
+        let report = Report {
             outcome,
             counts: state.committed.counts.clone(),
-            records_this_run,
+            records_this_run: state.committed.offset - start_offset,
             elapsed: started.elapsed(),
-            resume,
+            resume: resume.clone(),
             offset: state.committed.offset,
             feed: state.feed,
             webhook,
-        })
+        };
+        Ok((AttemptEnd::Done(report), resume, start_offset))
     })
 }

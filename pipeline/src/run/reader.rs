@@ -104,9 +104,11 @@ impl Reader {
     }
 
     /// Reads up to `size` records; `None` at the end of the input.
+    /// Up to `size` records for the chains, read no further than input position `until`.
     pub(super) fn next_batch(
         &mut self,
         size: usize,
+        until: Option<u64>,
         stop: &AtomicBool,
         max_reported: u64,
         on_event: &mut dyn FnMut(Event<'_>),
@@ -133,7 +135,10 @@ impl Reader {
             }
         };
         let mut idle = false;
-        while records.len() < size && !stop.load(Ordering::Relaxed) {
+        while records.len() < size
+            && until.is_none_or(|until| self.offset < until)
+            && !stop.load(Ordering::Relaxed)
+        {
             let item = match self.held.take() {
                 Some(item) => item,
                 None => match self.input.next().transpose() {

@@ -38,6 +38,7 @@ pub(super) fn restart(
         .collect();
     let mut line = 0;
     if let Some(previous) = previous {
+        let skipped: std::collections::BTreeSet<u64> = previous.skipped.iter().copied().collect();
         for position in 0..previous.offset {
             // A journal that ends before the checkpoint's position has nothing more to replay.
             let item = match input.next().transpose() {
@@ -55,7 +56,10 @@ pub(super) fn restart(
             match item {
                 InputItem::Record { line: l, value } => {
                     hash.update(&value);
-                    planner.observe(&value);
+                    // A record a chain failed on never reaches a chain again.
+                    if !skipped.contains(&position) {
+                        planner.observe(&value);
+                    }
                     line = l;
                 }
                 InputItem::Unreadable { line: l, raw, .. } => {

@@ -39,6 +39,8 @@ pub(super) struct State<'c> {
     pub(super) pending_outbox: Vec<Vec<u8>>,
     pub(super) webhook: Option<WebhookSender>,
     pub(super) pending_dead: Vec<DeadLetter>,
+    /// Records a chain failed on since the last commit (see [`Checkpoint::skipped`]).
+    pub(super) pending_skipped: Vec<u64>,
     pub(super) pending_counts: Counts,
     /// Input position up to which batches have completed.
     pub(super) pending_end: u64,
@@ -292,6 +294,7 @@ impl State<'_> {
             next.last_replay = self.replayed.clone();
         }
         next.finished = finished;
+        next.skipped.append(&mut self.pending_skipped);
         next.open_alerts = self.episodes.open().map(OpenAlert::from).collect();
         next.partition = granularity;
         if let Source::Stream {

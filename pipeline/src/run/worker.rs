@@ -5,8 +5,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use anyhow::Context;
-use fluvio_protocol::record::{Record, RecordKey};
-use stockstream_core::tick::parse_tick;
+use fluvio_protocol::record::Record;
+use stockstream_runner::chain::failure_message;
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
 
 use super::chains::is_flagged;
@@ -18,6 +18,15 @@ pub(super) struct ChainOutput {
     /// Records the chain rejected: index in its input batch, the module's message, the record.
     pub(super) failures: Vec<(usize, String, Vec<u8>)>,
     pub(super) raw: Option<Vec<Vec<u8>>>,
+}
+
+/// A chain failed on a batch (a WASM trap, or output the host cannot read): the chain's
+/// state is lost with it, so the run restarts from its last commit to find and skip the record.
+#[derive(Debug, thiserror::Error)]
+#[error("the {} chain failed: {message}", stream.name())]
+pub(super) struct ChainFailure {
+    pub(super) stream: Stream,
+    pub(super) message: String,
 }
 
 /// Where a chain's output goes on to: the queue of the chain it feeds, and whether only the
@@ -43,8 +52,13 @@ pub(super) struct Worker {
 
 /// Batches in flight before the reader waits for the oldest.
 pub(super) const PIPELINE_DEPTH: usize = 3;
-/// Records per `look_back` call (the engine copies each call's records into WASM memory).
-pub(super) const LOOK_BACK_CHUNK: usize = 50_000;
+
+/// Where a chain's modules come from, and the memory they may use together.
+pub(super) struct ModuleSource {
+    pub(super) engine: SmartEngine,
+    pub(super) wasm: WasmLocator,
+    pub(super) memory_limit: Option<usize>,
+}
 
 /// Starts a chain on its own thread: compiling the modules (the slow part of a start) happens
 /// there, in parallel with the other chains and with the re-reading of the input.
@@ -55,8 +69,7 @@ pub(super) fn spawn_worker<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     stream: Stream,
     spec: ChainSpec,
-    engine: SmartEngine,
-    wasm: WasmLocator,
+    modules: ModuleSource,
     keep_raw: bool,
     downstream: Option<Downstream>,
 ) -> Worker {
@@ -66,7 +79,7 @@ pub(super) fn spawn_worker<'scope>(
         .name(format!("chain-{}", stream.name()))
         .spawn_scoped(scope, move || {
             let mut chain = match spec
-                .instantiate(&engine, &wasm)
+                .instantiate_with_memory_limit(&modules.engine, &modules.wasm, modules.memory_limit)
                 .with_context(|| format!("starting the {} chain", stream.name()))
             {
                 Ok(chain) => chain,
@@ -80,8 +93,14 @@ pub(super) fn spawn_worker<'scope>(
                     Job::LookBack(records) => look_back(&mut chain, records)
                         .with_context(|| format!("rebuilding the {} chain's state", stream.name()))
                         .map(|()| None),
-                    Job::Batch(batch) => {
-                        process(&mut chain, stream, &batch, keep_raw).map(|(output, records)| {
+                    Job::Batch(batch) => process(&mut chain, stream, &batch, keep_raw)
+                        .map_err(|e| {
+                            anyhow::Error::new(ChainFailure {
+                                stream,
+                                message: failure_message(&e),
+                            })
+                        })
+                        .map(|(output, records)| {
                             if let Some(downstream) = &downstream {
                                 let mut records = records;
                                 if downstream.only_flagged {
@@ -92,8 +111,7 @@ pub(super) fn spawn_worker<'scope>(
                                 let _ = downstream.jobs.send(Job::Batch(Arc::new(records)));
                             }
                             Some(output)
-                        })
-                    }
+                        }),
                 };
                 let failed = result.is_err();
                 if result_tx.send(result).is_err() || failed {
@@ -110,21 +128,7 @@ pub(super) fn spawn_worker<'scope>(
 }
 
 pub(super) fn look_back(chain: &mut Chain, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
-    let mut records = records.into_iter().peekable();
-    while records.peek().is_some() {
-        let chunk: Vec<Record> = records
-            .by_ref()
-            .take(LOOK_BACK_CHUNK)
-            .map(|value| {
-                let key = parse_tick(&value)
-                    .map(|t| RecordKey::from(t.symbol.as_bytes().to_vec()))
-                    .unwrap_or(RecordKey::NULL);
-                Record::new_key_value(key, value)
-            })
-            .collect();
-        chain.look_back(chunk)?;
-    }
-    Ok(())
+    chain.look_back_values(records)
 }
 
 /// Runs a batch through the chain: the rows, and the records the chain emitted.

@@ -14,6 +14,7 @@ use std::io::{self, BufRead};
 
 use chrono::NaiveTime;
 
+use super::bounded_rows::{BoundedRows, OVERSIZED_MARKER};
 use super::{write_tick_record, ColumnNames, CsvSettings, InputItem, Timestamps};
 
 /// Which columns hold the tick's fields.
@@ -109,7 +110,7 @@ impl CsvColumns {
 
 /// Tick records from CSV rows.
 pub struct CsvTicks<R: BufRead> {
-    rows: csv::Reader<R>,
+    rows: csv::Reader<BoundedRows<R>>,
     header: csv::StringRecord,
     columns: CsvColumns,
     symbol: Option<String>,
@@ -131,8 +132,20 @@ impl<R: BufRead> CsvTicks<R> {
 
     pub fn with_settings(reader: R, settings: &CsvSettings) -> io::Result<Self> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-        let mut rows = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let limit = settings
+            .max_record_bytes
+            .unwrap_or(super::DEFAULT_MAX_RECORD_BYTES);
+        let mut rows = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(BoundedRows::new(reader, limit));
         let header = rows.headers().map_err(io::Error::other)?.clone();
+        if header.len() == 1 && header[0].ends_with(OVERSIZED_MARKER) {
+            let row = rows.get_mut().take_oversized().expect("a marker's row");
+            return Err(invalid(format!(
+                "the CSV header (line {}) is {} bytes, over the limit of {limit} bytes (--max-record-bytes)",
+                row.line, row.length
+            )));
+        }
         let columns = CsvColumns::detect_with(&header, &settings.columns).map_err(invalid)?;
         if columns.symbol.is_none() && settings.symbol.is_none() {
             return Err(invalid(
@@ -220,6 +233,22 @@ impl<R: BufRead> CsvTicks<R> {
             return Err(("bad_price", format!("{what} {text:?} is not finite")));
         }
         Ok(price)
+    }
+
+    /// The report of the row over the record limit (skipped unread) whose marker was just
+    /// read at `line`.
+    fn oversized(&mut self, line: u64) -> Option<InputItem> {
+        let limit = self.rows.get_ref().limit();
+        let row = self.rows.get_mut().take_oversized()?;
+        Some(InputItem::Unreadable {
+            line,
+            reason: format!(
+                "row of {} bytes is over the limit of {limit} bytes (--max-record-bytes); skipped",
+                row.length
+            ),
+            raw: format!("{}…", String::from_utf8_lossy(&row.head)),
+            code: "too_large",
+        })
     }
 
     /// The row's ticks, appended to `pending`, or why there are none.
@@ -354,26 +383,31 @@ impl<R: BufRead> Iterator for CsvTicks<R> {
                 Ok(false) => return None,
                 Ok(true) => {
                     let line = self.row.position().map_or(0, |p| p.line());
+                    if self.row.len() == 1 && self.row[0].ends_with(OVERSIZED_MARKER) {
+                        if let Some(item) = self.oversized(line) {
+                            return Some(Ok(item));
+                        }
+                    }
                     if let Err((code, reason)) = self.convert(line) {
-                        return Some(Ok(InputItem::Unreadable {
+                        self.pending.push_back(InputItem::Unreadable {
                             line,
                             reason,
                             raw: csv_line(&self.row),
                             code,
-                        }));
+                        });
                     }
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
-                    return match e.kind() {
-                        csv::ErrorKind::Io(_) => Some(Err(io::Error::other(e))),
-                        _ => Some(Ok(InputItem::Unreadable {
-                            line,
-                            reason: e.to_string(),
-                            raw: String::new(),
-                            code: "bad_csv",
-                        })),
-                    };
+                    if let csv::ErrorKind::Io(_) = e.kind() {
+                        return Some(Err(io::Error::other(e)));
+                    }
+                    self.pending.push_back(InputItem::Unreadable {
+                        line,
+                        reason: e.to_string(),
+                        raw: String::new(),
+                        code: "bad_csv",
+                    });
                 }
             }
         }
@@ -383,6 +417,53 @@ impl<R: BufRead> Iterator for CsvTicks<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_over_the_record_limit_is_reported_and_skipped_unread() {
+        let long = "x".repeat(5 << 20);
+        let csv = format!(
+            "symbol,ts,price\nES,2024-01-02T14:30:00Z,1\n\"{long}\n{long}\",2024-01-02T14:30:01Z,1\nES,2024-01-02T14:30:02Z,2\n"
+        );
+        let settings = CsvSettings {
+            max_record_bytes: Some(1024),
+            ..CsvSettings::default()
+        };
+        let items: Vec<InputItem> =
+            TickReader::with_settings(csv.as_bytes(), InputFormat::Csv, &settings)
+                .unwrap()
+                .collect::<io::Result<_>>()
+                .unwrap();
+        let summary: Vec<(u64, &str)> = items
+            .iter()
+            .map(|item| match item {
+                InputItem::Record { line, .. } => (*line, "tick"),
+                InputItem::Unreadable { line, code, .. } => (*line, *code),
+            })
+            .collect();
+        // The long row spans lines 3 and 4; the row after it keeps its own line number.
+        assert_eq!(summary, [(2, "tick"), (3, "too_large"), (5, "tick")]);
+        let InputItem::Unreadable { reason, raw, .. } = &items[1] else {
+            unreachable!()
+        };
+        assert!(
+            reason.contains(&format!("row of {} bytes", 2 * long.len() + 26)),
+            "{reason}"
+        );
+        assert!(raw.len() < 300, "only the row's start is kept");
+    }
+
+    #[test]
+    fn a_header_over_the_record_limit_is_refused() {
+        let csv = format!("symbol,ts,price{}\nES,1,1\n", ",x".repeat(600));
+        let settings = CsvSettings {
+            max_record_bytes: Some(1024),
+            ..CsvSettings::default()
+        };
+        let error = TickReader::with_settings(csv.as_bytes(), InputFormat::Csv, &settings)
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("header"), "{error}");
+    }
 
     #[test]
     fn an_unreadable_row_is_kept_with_its_quoting() {

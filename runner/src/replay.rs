@@ -26,10 +26,10 @@
 //! The property tests at the bottom check the claim against the core's own `RollingStats` and
 //! `WindowBars`, bit for bit.
 
+use crate::chain::ChainSpec;
 use stockstream_core::bars::{Admission, BarsConfig, Watermark};
 use stockstream_core::rolling::{Basis, RollingConfig, RollingStats};
 use stockstream_core::tick::{parse_tick, Watchlist};
-use stockstream_runner::ChainSpec;
 
 /// What a chain needs replayed, read from its steps.
 #[derive(Debug, Clone, PartialEq)]
