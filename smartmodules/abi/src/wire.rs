@@ -6,7 +6,6 @@
 //! what fluvio-protocol's `Encoder` writes for the same records; the tests hold both to that.
 
 use fluvio_protocol::{Decoder, Version};
-use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
 
 /// Why an input could not be read. Reported to the host as a status code, as the SDK's glue does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +19,9 @@ pub enum WireError {
 /// The first version whose `SmartModuleInput` carries `base_timestamp` (and the last one that
 /// still carries the deprecated `params` and `join_record`).
 const TIMESTAMPS_VERSION: Version = 22;
+/// The first versions whose extra parameters carry a lookback, and its age.
+const LOOKBACK_VERSION: Version = 20;
+const LOOKBACK_AGE_VERSION: Version = 21;
 /// The first version whose `SmartModuleInput` carries `join_record`.
 const JOIN_RECORD_VERSION: Version = 16;
 
@@ -55,24 +57,28 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(bytes.try_into().expect("8 bytes")))
     }
 
-    /// A zigzag varint, decoded as fluvio-protocol's `varint_decode` does.
+    /// A zigzag varint, decoded as fluvio-protocol's `varint_decode` does. At most 10 bytes,
+    /// the most its encoder writes for an i64: fluvio-protocol reads an 11th byte by shifting
+    /// past 64 bits (a panic in a debug build, bits folded back in a release one; found by
+    /// fuzzing), so no reading of a longer one could match it.
     fn varint(&mut self, what: &'static str) -> Result<i64, WireError> {
         let mut raw: u64 = 0;
         let mut shift = 0u32;
         loop {
             let byte = self.u8(what)?;
-            if shift < 64 {
-                raw |= u64::from(byte & 0x7f) << shift;
-            }
-            shift += 7;
+            raw |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 break;
             }
-            if shift > 70 {
+            shift += 7;
+            if shift > 63 {
                 return Err(WireError::Invalid(what));
             }
         }
-        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+        // Zigzag with an arithmetic shift, as fluvio-protocol reads it: a 10-byte varint can
+        // set bit 63, and a logical shift would read it otherwise (found by fuzzing).
+        let raw = raw as i64;
+        Ok((raw >> 1) ^ -(raw & 1))
     }
 
     /// A varint length, which must fit in what is left.
@@ -88,6 +94,55 @@ impl<'a> Reader<'a> {
 
     fn rest(&self) -> &'a [u8] {
         &self.bytes[self.pos..]
+    }
+
+    fn bool(&mut self, what: &'static str) -> Result<bool, WireError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::Invalid(what)),
+        }
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        let bytes = self.take(8, what)?;
+        Ok(u64::from_be_bytes(bytes.try_into().expect("8 bytes")))
+    }
+
+    /// A fluvio-protocol `String`: an i16 length (none when not positive), then UTF-8.
+    fn skip_string(&mut self, what: &'static str) -> Result<(), WireError> {
+        let bytes = self.take(2, what)?;
+        let len = i16::from_be_bytes(bytes.try_into().expect("2 bytes"));
+        if len > 0 {
+            let text = self.take(len as usize, what)?;
+            std::str::from_utf8(text).map_err(|_| WireError::Invalid(what))?;
+        }
+        Ok(())
+    }
+
+    /// Steps over a `SmartModuleExtraParams` as fluvio-protocol reads it at `version`: a u16
+    /// count of string pairs, then from version 20 an optional lookback (`last`, then from
+    /// version 21 an optional age of seconds and nanoseconds). Not through fluvio-protocol's
+    /// decoder, which panics on an age whose nanoseconds carry past u64 seconds
+    /// (`Duration::new`; found by fuzzing) and allocates the map.
+    fn skip_params(&mut self, version: Version) -> Result<(), WireError> {
+        const WHAT: &str = "params";
+        let bytes = self.take(2, WHAT)?;
+        let pairs = u16::from_be_bytes(bytes.try_into().expect("2 bytes"));
+        for _ in 0..2 * u32::from(pairs) {
+            self.skip_string(WHAT)?;
+        }
+        if version >= LOOKBACK_VERSION && self.bool(WHAT)? {
+            self.u64(WHAT)?;
+            if version >= LOOKBACK_AGE_VERSION && self.bool(WHAT)? {
+                let seconds = self.u64(WHAT)?;
+                let nanos = self.i32(WHAT)? as u32;
+                seconds
+                    .checked_add(u64::from(nanos / 1_000_000_000))
+                    .ok_or(WireError::Invalid(WHAT))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -116,14 +171,8 @@ impl<'a> Batch<'a> {
             reader.take(raw_len as usize, "raw_bytes")?
         };
         if version <= TIMESTAMPS_VERSION {
-            // Deprecated extra parameters: engines still write them, empty. Read them with
-            // fluvio-protocol (an empty map allocates nothing) only to step over them.
-            let mut params_bytes = reader.rest();
-            let before = params_bytes.len();
-            SmartModuleExtraParams::default()
-                .decode(&mut params_bytes, version)
-                .map_err(|_| WireError::Invalid("params"))?;
-            reader.pos += before - params_bytes.len();
+            // Deprecated extra parameters: engines still write them, empty.
+            reader.skip_params(version)?;
             if version >= JOIN_RECORD_VERSION {
                 let join_len = reader.i32("join_record")?;
                 if join_len > 0 {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fluvio_protocol::record::{Record as FluvioRecord, RecordData, RecordKey};
-use fluvio_protocol::{Decoder, Encoder, EncoderVarInt};
+use fluvio_protocol::{Decoder, DecoderVarInt, Encoder, EncoderVarInt};
 use fluvio_smartmodule::dataplane::smartmodule::{
     Lookback, SmartModuleExtraParams, SmartModuleInitInput, SmartModuleInitOutput,
     SmartModuleInput, SmartModuleKind, SmartModuleLookbackOutput, SmartModuleOutput,
@@ -418,6 +418,97 @@ fn init_gets_the_parameters_and_reports_a_refusal() {
     );
 
     assert_eq!(entry::init(&bytes[..3], VERSION, &mut out, |_| Ok(())), -10);
+}
+
+/// A version-23 input of `count` records encoded as `records`, at base offset `base`.
+fn raw_input(base: i64, count: i32, records: &[u8]) -> Vec<u8> {
+    let mut input = base.to_be_bytes().to_vec();
+    input.extend_from_slice(&(records.len() as i32 + 4).to_be_bytes());
+    input.extend_from_slice(&count.to_be_bytes());
+    input.extend_from_slice(records);
+    input.extend_from_slice(&0i64.to_be_bytes());
+    input
+}
+
+#[test]
+fn a_varint_longer_than_fluvio_protocol_writes_is_refused() {
+    // One record whose length is an 11-byte varint: fluvio-protocol's reader shifts past 64
+    // bits on it (a panic in its debug builds), so there is no right reading to match.
+    let eleven = [[0x80; 10].as_slice(), &[0x00]].concat();
+    let input = raw_input(0, 1, &eleven);
+    let batch = wire::Batch::decode(&input, VERSION + 1).unwrap();
+    let first = batch.records().next().unwrap();
+    assert!(
+        matches!(first, Err(wire::WireError::Invalid("record length"))),
+        "{first:?}"
+    );
+    // Ten bytes, the most it writes, still read.
+    let ten = [[0x80; 9].as_slice(), &[0x00]].concat();
+    let input = raw_input(0, 1, &ten);
+    let batch = wire::Batch::decode(&input, VERSION + 1).unwrap();
+    assert!(!matches!(
+        batch.records().next().unwrap(),
+        Err(wire::WireError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_varint_with_bit_63_set_reads_as_fluvio_protocol_reads_it() {
+    // Ten bytes setting every bit: fluvio-protocol undoes the zigzag with an arithmetic shift.
+    let mut encoded = vec![0xff; 9];
+    encoded.push(0x01);
+    let mut theirs = 0i64;
+    theirs
+        .decode_varint(&mut std::io::Cursor::new(&encoded))
+        .unwrap();
+    // A record whose offset delta is that varint.
+    let mut record = vec![0u8]; // attributes
+    record.push(0); // timestamp delta
+    record.extend_from_slice(&encoded);
+    record.extend_from_slice(&[0, 0, 0]); // no key, empty value, no headers
+    let mut records = Vec::new();
+    wire::put_varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+    let input = raw_input(5, 1, &records);
+    let batch = wire::Batch::decode(&input, VERSION + 1).unwrap();
+    let ours = batch.records().next().unwrap().unwrap();
+    assert_eq!(ours.offset, 5i64.wrapping_add(theirs));
+}
+
+#[test]
+fn deprecated_parameters_are_stepped_over_as_fluvio_protocol_reads_them() {
+    let encoded = |params: SmartModuleExtraParams| {
+        let mut input = 7i64.to_be_bytes().to_vec();
+        input.extend_from_slice(&4i32.to_be_bytes());
+        input.extend_from_slice(&0i32.to_be_bytes());
+        params.encode(&mut input, VERSION).unwrap();
+        input.extend_from_slice(&0i32.to_be_bytes()); // join_record
+        input.extend_from_slice(&99i64.to_be_bytes());
+        input
+    };
+    let mut map = BTreeMap::new();
+    map.insert("key".to_owned(), "välue".to_owned());
+    map.insert(String::new(), String::new());
+    let lookback = Lookback::age(std::time::Duration::new(5, 7), Some(3));
+    let input = encoded(SmartModuleExtraParams::new(map, Some(lookback)));
+    let batch = wire::Batch::decode(&input, VERSION).unwrap();
+    assert_eq!(
+        (batch.base_offset, batch.base_timestamp, batch.len()),
+        (7, 99, 0)
+    );
+    // An age whose nanoseconds carry past u64::MAX seconds: fluvio-protocol's own decoder
+    // panics in Duration::new; it is refused.
+    let mut input = encoded(SmartModuleExtraParams::new(
+        BTreeMap::new(),
+        Some(Lookback::age(std::time::Duration::new(u64::MAX, 0), None)),
+    ));
+    // The age's nanoseconds follow its seconds, right before join_record and the timestamp.
+    let nanos_at = input.len() - 12 - 4;
+    input[nanos_at..nanos_at + 4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+    assert!(matches!(
+        wire::Batch::decode(&input, VERSION),
+        Err(wire::WireError::Invalid("params"))
+    ));
 }
 
 #[test]
