@@ -5,7 +5,7 @@
 //! to one caller-owned buffer, so neither allocates per record. Byte for byte, the output equals
 //! what fluvio-protocol's `Encoder` writes for the same records; the tests hold both to that.
 
-use fluvio_protocol::{Decoder, Version};
+use fluvio_protocol::Version;
 
 /// Why an input could not be read. Reported to the host as a status code, as the SDK's glue does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
