@@ -380,6 +380,30 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_sees_every_entry_written_so_far_while_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.bin");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal.append(0, 0, b"first").unwrap();
+        journal.append(1, 0, b"second").unwrap();
+        // Not flushed yet: the reader flushes first.
+        let values = |journal: &mut Journal| -> Vec<Vec<u8>> {
+            journal
+                .reader()
+                .unwrap()
+                .map(|e| e.unwrap().value)
+                .collect()
+        };
+        assert_eq!(
+            values(&mut journal),
+            vec![b"first".to_vec(), b"second".to_vec()]
+        );
+        journal.append(0, 1, b"third").unwrap();
+        assert_eq!(values(&mut journal).len(), 3);
+        assert_eq!(journal.next_offsets().get(&0), Some(&2));
+    }
+
+    #[test]
     fn damage_is_an_error_not_a_silent_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.bin");

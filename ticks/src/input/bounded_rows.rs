@@ -2,16 +2,17 @@
 //! runaway row (a missing closing quote, a binary file named .csv) would be held in memory at any
 //! length. [`BoundedRows`] sits between the file and the CSV parser: it finds row ends as the
 //! parser does and passes rows within the limit through unchanged. A longer one is replaced by
-//! a one-field row, [`OVERSIZED_MARKER`] after as many line feeds as the row held, so that the
+//! a one-field row, a marker no file can hold after as many line feeds as the row held, so that the
 //! parser numbers the lines after it as in the file, and the reader takes the row's details
 //! from [`BoundedRows::take_oversized`]. At most one row, up to the limit, is held.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 
-/// The end of the field that stands for an oversized row (a NUL byte never ends a field of a
-/// text file).
-pub(super) const OVERSIZED_MARKER: &str = "\0stockstream:too_large";
+/// The start of the field that stands for an oversized row's end; a random number follows, so
+/// that no file can hold it (found by fuzzing: a row that spells a fixed marker out would take
+/// the place of a real one).
+const MARKER_PREFIX: &str = "\0stockstream:too_large:";
 
 /// Bytes of an oversized row kept to show in its report.
 const HEAD_BYTES: usize = 200;
@@ -48,6 +49,8 @@ pub(super) struct BoundedRows<R> {
     line: u64,
     /// Rows over the limit the parser has not been told of, oldest first.
     oversized: VecDeque<OversizedRow>,
+    /// What ends the field that stands for an oversized row.
+    marker: String,
 }
 
 impl<R: BufRead> BoundedRows<R> {
@@ -60,7 +63,13 @@ impl<R: BufRead> BoundedRows<R> {
             place: Place::FieldStart,
             line: 1,
             oversized: VecDeque::new(),
+            marker: format!("{MARKER_PREFIX}{:016x}", random_u64()),
         }
+    }
+
+    /// Whether a parsed row is the stand-in for an oversized one.
+    pub(super) fn is_marker(&self, row: &csv::StringRecord) -> bool {
+        row.len() == 1 && row[0].ends_with(&self.marker)
     }
 
     pub(super) fn limit(&self) -> usize {
@@ -131,7 +140,7 @@ impl<R: BufRead> BoundedRows<R> {
             let inside = line_feeds - u64::from(terminated);
             self.row.push(b'"');
             self.row.resize(1 + inside as usize, b'\n');
-            self.row.extend_from_slice(OVERSIZED_MARKER.as_bytes());
+            self.row.extend_from_slice(self.marker.as_bytes());
             self.row.extend_from_slice(b"\"\n");
             self.oversized.push_back(OversizedRow {
                 line: first_line,
@@ -141,6 +150,14 @@ impl<R: BufRead> BoundedRows<R> {
         }
         Ok(())
     }
+}
+
+/// A number no input can guess: the standard library's per-process random hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5eed);
+    hasher.finish()
 }
 
 /// One byte of the row scan: the new place, and whether the byte ends the row.
@@ -183,26 +200,29 @@ impl<R: BufRead> BufRead for BoundedRows<R> {
 mod tests {
     use super::*;
 
-    fn pass(input: &[u8], limit: usize) -> (Vec<u8>, Vec<(u64, u64)>) {
+    /// The bytes the parser gets, the oversized rows' lines and lengths, and the marker.
+    fn pass(input: &[u8], limit: usize) -> (Vec<u8>, Vec<(u64, u64)>, String) {
         let mut rows = BoundedRows::new(input, limit);
         let mut out = Vec::new();
         rows.read_to_end(&mut out).unwrap();
         let found = rows.oversized.iter().map(|r| (r.line, r.length)).collect();
-        (out, found)
+        (out, found, rows.marker)
     }
 
     #[test]
     fn rows_within_the_limit_pass_unchanged() {
         let input = b"a,b\r\n\"x\ny\",\"q\"\"\"\n1,2";
-        assert_eq!(pass(input, 100), (input.to_vec(), vec![]));
-        assert_eq!(pass(input, 11), (input.to_vec(), vec![]));
+        for limit in [100, 11] {
+            let (out, found, _) = pass(input, limit);
+            assert_eq!((out, found), (input.to_vec(), vec![]));
+        }
     }
 
     #[test]
     fn a_longer_row_becomes_a_marker_with_its_line_feeds_and_is_recorded() {
         let input = b"h\nshort\n\"very\nlong\nquoted\",row\nend\n";
-        let (out, found) = pass(input, 6);
-        let marker = format!("\"\n\n{OVERSIZED_MARKER}\"\n");
+        let (out, found, marker) = pass(input, 6);
+        let marker = format!("\"\n\n{marker}\"\n");
         assert_eq!(
             out,
             [&b"h\nshort\n"[..], marker.as_bytes(), b"end\n"].concat()
@@ -213,14 +233,14 @@ mod tests {
     #[test]
     fn a_quote_inside_an_unquoted_field_is_a_plain_byte() {
         // csv-core reads `ab"c` as the text ab"c: the row still ends at the line feed.
-        let (out, found) = pass(b"ab\"c,d\nnext\n", 100);
+        let (out, found, _) = pass(b"ab\"c,d\nnext\n", 100);
         assert_eq!((out.as_slice(), found), (&b"ab\"c,d\nnext\n"[..], vec![]));
     }
 
     #[test]
     fn an_unterminated_quote_is_one_row_to_the_end() {
-        let (out, found) = pass(b"h\n\"open\nmore\nrows\n", 8);
-        let marker = format!("\"\n\n\n{OVERSIZED_MARKER}\"\n");
+        let (out, found, marker) = pass(b"h\n\"open\nmore\nrows\n", 8);
+        let marker = format!("\"\n\n\n{marker}\"\n");
         assert_eq!(out, [&b"h\n"[..], marker.as_bytes()].concat());
         assert_eq!(found, vec![(2, 16)]);
     }

@@ -14,7 +14,7 @@ use std::io::{self, BufRead};
 
 use chrono::NaiveTime;
 
-use super::bounded_rows::{BoundedRows, OVERSIZED_MARKER};
+use super::bounded_rows::BoundedRows;
 use super::{write_tick_record, ColumnNames, CsvSettings, InputItem, Timestamps};
 
 /// Which columns hold the tick's fields.
@@ -139,8 +139,12 @@ impl<R: BufRead> CsvTicks<R> {
             .flexible(true)
             .from_reader(BoundedRows::new(reader, limit));
         let header = rows.headers().map_err(io::Error::other)?.clone();
-        if header.len() == 1 && header[0].ends_with(OVERSIZED_MARKER) {
-            let row = rows.get_mut().take_oversized().expect("a marker's row");
+        let oversized = rows
+            .get_ref()
+            .is_marker(&header)
+            .then(|| rows.get_mut().take_oversized())
+            .flatten();
+        if let Some(row) = oversized {
             return Err(invalid(format!(
                 "the CSV header (line {}) is {} bytes, over the limit of {limit} bytes (--max-record-bytes)",
                 row.line, row.length
@@ -383,7 +387,7 @@ impl<R: BufRead> Iterator for CsvTicks<R> {
                 Ok(false) => return None,
                 Ok(true) => {
                     let line = self.row.position().map_or(0, |p| p.line());
-                    if self.row.len() == 1 && self.row[0].ends_with(OVERSIZED_MARKER) {
+                    if self.rows.get_ref().is_marker(&self.row) {
                         if let Some(item) = self.oversized(line) {
                             return Some(Ok(item));
                         }
@@ -450,6 +454,33 @@ mod tests {
             "{reason}"
         );
         assert!(raw.len() < 300, "only the row's start is kept");
+    }
+
+    /// Found by fuzzing: a row that spells out a marker is a row like any other, and does not
+    /// take the place of a real oversized row.
+    #[test]
+    fn a_row_that_looks_like_the_oversized_marker_is_only_data() {
+        let csv = format!(
+            "symbol,ts,price\n\0stockstream:too_large:0\n\0stockstream:too_large:{}\nES,{}1,1\n",
+            "f".repeat(16),
+            "9".repeat(2000)
+        );
+        let settings = CsvSettings {
+            max_record_bytes: Some(1024),
+            ..CsvSettings::default()
+        };
+        let items: Vec<(u64, &str)> =
+            TickReader::with_settings(csv.as_bytes(), InputFormat::Csv, &settings)
+                .unwrap()
+                .map(|item| match item.unwrap() {
+                    InputItem::Record { line, .. } => (line, "tick"),
+                    InputItem::Unreadable { line, code, .. } => (line, code),
+                })
+                .collect();
+        assert_eq!(
+            items,
+            [(2, "missing_field"), (3, "missing_field"), (4, "too_large")]
+        );
     }
 
     #[test]
