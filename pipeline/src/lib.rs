@@ -6,7 +6,9 @@
 //! and resumable after any stop or crash with exactly the rows of an uninterrupted run.
 //!
 //! - [`run`]: the run loop (reader, one worker per chain, commits).
-//! - [`replay`]: which earlier ticks rebuild each chain's window state exactly after a restart.
+//! - [`replay`]: which earlier ticks rebuild each chain's window state exactly after a restart
+//!   (from the runner, which `transform` shares it with).
+//! - [`rebuild`]: damaged committed files made again from the input (`verify --rebuild`).
 //! - [`commit`] and [`checkpoint`]: atomic files named by input range, the checkpoint.
 //! - [`outputs`] and [`parquet_io`]: rows, schemas, Parquet.
 //! - [`alerts`]: anomalies grouped into alerts, and their webhook.

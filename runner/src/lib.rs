@@ -4,6 +4,7 @@
 //!
 //! - [`chain`]: transforms files, locating built modules, a running chain.
 //! - [`transform`]: a whole input through a chain, with counts and diagnostics.
+//! - [`replay`]: which earlier ticks rebuild a chain's window state exactly after a restart.
 
 pub mod chain;
 pub mod native;

@@ -14,6 +14,9 @@ use crate::moments::PriceVolume;
 use crate::tick::Tick;
 use crate::ParamError;
 
+/// Most windows one tick may belong to (`size / slide`): a week in 1-minute steps.
+pub const MAX_WINDOWS_PER_TICK: i64 = 10_080;
+
 /// Parameters of `window-bars`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarsConfig {
@@ -58,6 +61,17 @@ impl BarsConfig {
                 "slide",
                 value,
                 "a positive duration no longer than size, such as 1m",
+            ));
+        }
+        // Every tick is in size/slide windows, each a bar when it closes: found by fuzzing, a
+        // size of millions of years with the default slide made one tick emit windows until
+        // memory ran out.
+        if config.size_ms / config.slide_ms > MAX_WINDOWS_PER_TICK {
+            let value = param("slide").unwrap_or("1m");
+            return Err(ParamError::new(
+                "slide",
+                value,
+                "at least size / 10080: a tick may be in at most 10,080 windows (a week in 1-minute steps)",
             ));
         }
         if let Some(value) = param("lateness") {
