@@ -30,7 +30,18 @@ pub fn parse_duration_ms(param: &'static str, value: &str) -> Result<i64, ParamE
         "d" => 86_400_000,
         _ => return Err(bad()),
     };
-    amount.checked_mul(unit_ms).ok_or_else(bad)
+    let ms = amount.checked_mul(unit_ms).ok_or_else(bad)?;
+    // No window, step or delay longer than the span tick times may have (1970 to 2200) means
+    // anything, and a bound keeps all window arithmetic far from i64's edges (found by fuzzing:
+    // a size near i64::MAX overflowed the first window's start).
+    if ms > crate::tick::MAX_TS {
+        return Err(ParamError::new(
+            param,
+            value,
+            "at most 84006d, the span of valid tick times (1970 to 2200)",
+        ));
+    }
+    Ok(ms)
 }
 
 #[cfg(test)]
@@ -45,6 +56,21 @@ mod tests {
         assert_eq!(parse_duration_ms("w", "1h").unwrap(), 3_600_000);
         assert_eq!(parse_duration_ms("w", "2d").unwrap(), 172_800_000);
         assert_eq!(parse_duration_ms("w", "0s").unwrap(), 0);
+    }
+
+    #[test]
+    fn rejects_durations_beyond_the_span_of_tick_times() {
+        assert_eq!(
+            parse_duration_ms("w", "84006d").unwrap(),
+            84_006 * 86_400_000
+        );
+        for long in ["84007d", "9223372036854775806ms", "1300000000d"] {
+            let error = parse_duration_ms("size", long).unwrap_err();
+            assert!(
+                error.to_string().contains("at most 84006d"),
+                "{long}: {error}"
+            );
+        }
     }
 
     #[test]
