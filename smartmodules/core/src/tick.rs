@@ -539,7 +539,7 @@ mod tests {
         assert_eq!(parse_tick(b"\xff{}").unwrap_err().code(), "not_utf8");
     }
 
-    /// Found by fuzzing against serde_json: a key written with escapes is the field it
+    /// Found writing the fuzz check against serde_json: a key written with escapes is the field it
     /// decodes to, so a second `symbol` cannot hide behind `s\u0079mbol` and reach the outputs.
     #[test]
     fn an_escaped_key_is_the_field_it_decodes_to() {
