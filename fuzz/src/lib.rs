@@ -282,21 +282,21 @@ pub fn transforms_file(text: &[u8]) {
         (1, MAX_PRICE, MAX_VOLUME),
         (MAX_TS / 2, 1.0, 1),
         (MAX_TS - 1, 1e-300, 0),
-    ];
+    ]
+    .map(|(ts, price, volume)| Tick {
+        symbol: "FZ",
+        ts,
+        price,
+        volume,
+    });
     for step in &spec.steps {
         assert!(!step.module.is_empty());
         let param = |name: &str| step.params.get(name).map(String::as_str);
         if let Ok(config) = BarsConfig::from_params(param) {
             let mut bars = WindowBars::new(config);
             let mut out = Vec::new();
-            for (ts, price, volume) in ticks {
-                let tick = Tick {
-                    symbol: "FZ",
-                    ts,
-                    price,
-                    volume,
-                };
-                bars.push(&tick, &mut out);
+            for tick in &ticks {
+                bars.push(tick, &mut out);
                 for bar in out.drain(..) {
                     bar.write_json(&mut Vec::new());
                 }
@@ -304,14 +304,8 @@ pub fn transforms_file(text: &[u8]) {
         }
         if let Ok(config) = RollingConfig::from_params(param) {
             let mut stats = RollingStats::new(config);
-            for (ts, price, volume) in ticks {
-                let tick = Tick {
-                    symbol: "FZ",
-                    ts,
-                    price,
-                    volume,
-                };
-                let _ = stats.update(&tick);
+            for tick in &ticks {
+                let _ = stats.update(tick);
             }
         }
         let _ = ZScoreConfig::from_params(param);

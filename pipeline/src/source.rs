@@ -65,10 +65,11 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-/// The receiving end of a [`Source::Stream`], taken once by the run.
 /// How a stream is read again from its first record.
 type Reopen = std::sync::Arc<dyn Fn() -> io::Result<Records> + Send + Sync>;
 
+/// The receiving end of a [`Source::Stream`], taken once by the run (and read again through
+/// `reopen`, when it has one, after a chain's failure).
 #[derive(Clone)]
 pub struct StreamRecords {
     first: std::sync::Arc<std::sync::Mutex<Option<Records>>>,

@@ -90,7 +90,8 @@ pub(super) fn spawn_worker<'scope>(
             };
             for job in job_rx {
                 let result = match job {
-                    Job::LookBack(records) => look_back(&mut chain, records)
+                    Job::LookBack(records) => chain
+                        .look_back_values(records)
                         .with_context(|| format!("rebuilding the {} chain's state", stream.name()))
                         .map(|()| None),
                     Job::Batch(batch) => process(&mut chain, stream, &batch, keep_raw)
@@ -125,10 +126,6 @@ pub(super) fn spawn_worker<'scope>(
         jobs,
         results,
     }
-}
-
-pub(super) fn look_back(chain: &mut Chain, records: Vec<Vec<u8>>) -> anyhow::Result<()> {
-    chain.look_back_values(records)
 }
 
 /// Runs a batch through the chain: the rows, and the records the chain emitted.
