@@ -9,7 +9,7 @@
 //! input, the transforms or the settings are not those of the run that committed it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -198,7 +198,7 @@ fn put_back(
     Ok(report)
 }
 
-fn remove_scratch(scratch: &PathBuf) -> anyhow::Result<()> {
+fn remove_scratch(scratch: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(scratch) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
