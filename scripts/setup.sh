@@ -3,7 +3,8 @@
 #   scripts/setup.sh          Rust targets and components (enough to build and run)
 #   scripts/setup.sh --test   also the Python venv for the reference checks (pandas, PySpark)
 #                             the Apache Kafka jars for the broker the Kafka tests start, and
-#                             Chromium with playwright-core for the dashboard's browser test
+#                             Chromium with playwright-core for the dashboard's browser test,
+#                             and moto, the S3 server of the object-storage tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,8 @@ if $want_test; then
     apt-get update -qq && apt-get install -y -qq maven >/dev/null
   fi
   scripts/kafka-broker.sh fetch
+  # The object-storage tests start an S3 server: moto, in a venv of its own.
+  scripts/s3-server.sh setup
   # The dashboard's browser test: Debian's Chromium, driven by playwright-core from npm.
   if [ ! -x /usr/bin/chromium ]; then
     echo "setup: installing Chromium for the dashboard's browser test"

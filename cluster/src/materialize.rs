@@ -60,10 +60,11 @@ use serde::{Deserialize, Serialize};
 use stockstream_core::episodes::{Episode, Episodes, FlaggedTick, DEFAULT_COOLDOWN_MS};
 use stockstream_pipeline::alerts::{alert_json, OpenAlert};
 use stockstream_pipeline::checkpoint::{load_json, save_json};
-use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock, Staged};
+use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock};
 use stockstream_pipeline::dates::{Granularity, PartitionBy};
 use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
 use stockstream_pipeline::run::write_parquet_files;
+use stockstream_pipeline::store::Outputs;
 use stockstream_pipeline::Stream;
 use stockstream_runner::ChainSpec;
 
@@ -619,7 +620,7 @@ impl Committer {
                 .context("a derived record was not acknowledged")?;
         }
         let number = self.committed.commits;
-        let mut staged = Staged::default();
+        let mut staging = Outputs::from(self.root.as_path()).stage();
         let mut files = Vec::new();
         let mut next = self.committed.clone();
         next.partition = decide_granularity(self.committed.partition, self.partition, &self.rows);
@@ -629,22 +630,18 @@ impl Committer {
             let Some(granularity) = next.partition else {
                 break;
             };
-            let dir = self.root.join(stream.dir());
             for (key, rows) in partitioned.take(granularity) {
-                let path =
-                    dir.join(granularity.dir(key))
-                        .join(part_name(number, number + 1, "parquet"));
-                let out = staged
-                    .create(path.clone())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                files.push((out, path, rows));
+                let relative = format!(
+                    "{}/{}/{}",
+                    stream.dir(),
+                    granularity.dir(key),
+                    part_name(number, number + 1, "parquet")
+                );
+                files.push((staging.create(&relative)?, rows));
             }
         }
-        write_parquet_files(files)?;
-        next.files += staged.len() as u64;
-        staged
-            .publish(&self.root)
-            .with_context(|| format!("publishing files in {}", self.root.display()))?;
+        next.files += write_parquet_files(files)?.len() as u64;
+        staging.publish()?;
         next.commits += 1;
         next.lanes.clear();
         for lane in lanes {

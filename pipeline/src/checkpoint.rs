@@ -96,21 +96,42 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
-        let Some(checkpoint) = load_json::<Checkpoint>(path, "stockstream checkpoint")? else {
-            return Ok(None);
-        };
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(&bytes, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// A checkpoint read from `shown` (a path or URL, for messages).
+    pub fn parse(bytes: &[u8], shown: &str) -> anyhow::Result<Self> {
+        let checkpoint: Checkpoint = parse_json(bytes, shown, "stockstream checkpoint")?;
         anyhow::ensure!(
             checkpoint.format == FORMAT,
-            "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
-            path.display(),
+            "{shown} has format {} (this stockstream writes {FORMAT}); use another --outputs",
             checkpoint.format
         );
-        Ok(Some(checkpoint))
+        Ok(checkpoint)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        json_bytes(self)
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         save_json(self, path)
     }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], shown: &str, what: &str) -> anyhow::Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("{shown} is not a {what} ({e}); move it away to start over"))
+}
+
+fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Reads a JSON state file (a checkpoint); `None` when there is none.
@@ -120,19 +141,12 @@ pub fn load_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a {what} ({e}); move it away to start over",
-            path.display()
-        )
-    })
+    parse_json(&bytes, &path.display().to_string(), what).map(Some)
 }
 
 /// Replaces a JSON state file atomically (see [`crate::commit::replace_file`]).
 pub fn save_json<T: Serialize>(value: &T, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
-    bytes.push(b'\n');
-    crate::commit::replace_file(path, &bytes)
+    crate::commit::replace_file(path, &json_bytes(value))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 

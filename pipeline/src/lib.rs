@@ -28,6 +28,7 @@ pub use stockstream_runner::replay;
 pub mod run;
 pub mod score;
 pub mod source;
+pub mod store;
 
 pub use outputs::Stream;
 pub use run::{run, Event, Outcome, Report, RunConfig};

@@ -16,11 +16,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::commit::{
-    check_files, digest, parse_part_name, read_manifest, sync_dir, DirLock, FileProblem, FileRecord,
-};
+use crate::commit::{digest, parse_part_name, sync_dir, FileProblem, FileRecord};
 use crate::dates::PartitionBy;
 use crate::run::{Event, RunConfig};
+use crate::store::Outputs;
 
 /// The scratch directory of a rebuild, under the outputs root (a leading `_` keeps dataset
 /// readers out); removed before and after.
@@ -46,33 +45,27 @@ pub struct FileCheck {
     pub problems: Vec<(FileRecord, FileProblem)>,
 }
 
-/// The committed files of `root`, read from its manifest, with those missing or altered.
-pub fn damaged_files(root: &Path) -> anyhow::Result<FileCheck> {
-    let path = root.join(checkpoint::FILE_NAME);
-    let checkpoint = Checkpoint::load(&path)?.with_context(|| {
+/// The committed files of `outputs`, read from its manifest, with those missing or altered.
+pub fn damaged_files(outputs: &Outputs) -> anyhow::Result<FileCheck> {
+    let checkpoint = outputs.load_checkpoint()?.with_context(|| {
         format!(
-            "no {} in {}: nothing was committed there by `stockstream run`",
-            checkpoint::FILE_NAME,
-            root.display()
+            "no {}: nothing was committed there by `stockstream run`",
+            outputs.display_join(checkpoint::FILE_NAME)
         )
     })?;
     anyhow::ensure!(
         checkpoint.manifest_len > 0 || checkpoint.counts.files == 0,
         "{} predates the record of committed files: nothing to check against",
-        path.display()
+        outputs.display_join(checkpoint::FILE_NAME)
     );
-    let records: Vec<FileRecord> = read_manifest(root, checkpoint.manifest_len)
-        .and_then(|records| records.collect())
-        .with_context(|| format!("reading the record of files in {}", root.display()))?;
+    let records = outputs.committed_files(&checkpoint)?;
     anyhow::ensure!(
         records.len() as u64 == checkpoint.manifest_len,
-        "the record of files in {} is shorter than its checkpoint says ({} of {} lines)",
-        root.display(),
+        "the record of files in {outputs} is shorter than its checkpoint says ({} of {} lines)",
         records.len(),
         checkpoint.manifest_len
     );
-    let problems = check_files(root, records.iter().cloned().map(Ok), true)
-        .with_context(|| format!("checking the files of {}", root.display()))?;
+    let problems = outputs.check_files(records.clone(), true)?;
     Ok(FileCheck {
         checkpoint,
         records,
@@ -87,13 +80,13 @@ pub fn rebuild(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> anyhow::Result<RebuildReport> {
-    let root = &config.outputs;
-    let _lock = DirLock::acquire(root)?;
+    let _lock = config.outputs.lock()?;
+    let root = config.outputs.require_local("verify --rebuild")?;
     let FileCheck {
         checkpoint,
         records,
         problems,
-    } = damaged_files(root)?;
+    } = damaged_files(&config.outputs)?;
     if problems.is_empty() {
         return Ok(RebuildReport::default());
     }
@@ -120,7 +113,7 @@ pub fn rebuild(
     let scratch = root.join(SCRATCH_DIR);
     remove_scratch(&scratch)?;
     let mut rerun = config.clone();
-    rerun.outputs = scratch.clone();
+    rerun.outputs = scratch.clone().into();
     // Nothing of the rerun goes anywhere but the scratch directory.
     rerun.dashboard = None;
     rerun.alert_webhook = None;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{free_port, unique_name, workspace_root};
+use crate::{free_port, spawn_with_parent_death_signal, unique_name, workspace_root};
 
 /// How long a broker may take to answer after its JVM starts.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -309,42 +309,4 @@ impl Drop for KafkaBroker {
             let _ = child.wait();
         }
     }
-}
-
-/// Spawns `command` from a thread that lives as long as the process, with SIGKILL as its
-/// parent-death signal: Linux sends that signal when the spawning *thread* ends, and test
-/// threads end early.
-fn spawn_with_parent_death_signal(command: Command) -> anyhow::Result<Child> {
-    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static KEEPER: OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> = OnceLock::new();
-    let keeper = KEEPER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("testkit-keeper".into())
-            .spawn(move || {
-                use std::os::unix::process::CommandExt;
-                for (mut command, reply) in rx {
-                    // SAFETY: prctl is async-signal-safe; nothing else runs in pre_exec.
-                    unsafe {
-                        command.pre_exec(|| {
-                            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                                return Err(std::io::Error::last_os_error());
-                            }
-                            Ok(())
-                        });
-                    }
-                    let _ = reply.send(command.spawn());
-                }
-                // The sender lives in a static: this loop never ends, nor does the thread.
-            })
-            .expect("keeper thread");
-        std::sync::Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = mpsc::channel();
-    keeper
-        .lock()
-        .expect("not poisoned")
-        .send((command, reply_tx))
-        .expect("keeper alive");
-    Ok(reply_rx.recv().expect("keeper replies")?)
 }

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod dashboard;
 pub mod run;
 pub mod score;
+pub mod store;
 pub mod transform;
 pub mod verify;
 

@@ -21,6 +21,8 @@ use stockstream_runner::WasmLocator;
 use stockstream_ticks::InputFormat;
 
 use super::bridge::KafkaArgs;
+use super::store::StoreArgs;
+use stockstream_pipeline::store::Outputs;
 
 /// The sample data the README's main job runs on: 1-minute bars, naive New York times.
 const DEFAULT_INPUT: &str = "data/intraday";
@@ -75,9 +77,13 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct PipelineArgs {
     /// Root of the outputs: streaming_data/enriched, streaming_data/bars_5m, anomalies,
-    /// dead_letter and the checkpoint.
-    #[arg(long, default_value = "outputs", value_name = "DIR")]
-    outputs: PathBuf,
+    /// dead_letter and the checkpoint. A local directory, or an object store prefix:
+    /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix (same layout, same
+    /// exactly-once guarantees).
+    #[arg(long, default_value = "outputs", value_name = "DIR|URL")]
+    outputs: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Do not serve the dashboard.
     #[arg(long)]
     no_dashboard: bool,
@@ -272,7 +278,7 @@ struct SyntheticArgs {
 }
 
 impl SyntheticArgs {
-    fn source(self, outputs: &Path) -> anyhow::Result<Source> {
+    fn source(self, outputs: &str) -> anyhow::Result<Source> {
         let mut config = stockstream_ticks::SyntheticConfig::default();
         if let Some(count) = self.count {
             config.symbols = stockstream_ticks::synthetic::symbols_for_count(count);
@@ -290,9 +296,13 @@ impl SyntheticArgs {
         Ok(Source::Synthetic {
             config,
             limit: self.limit,
-            truth: self
-                .truth
-                .unwrap_or_else(|| outputs.join("synthetic_truth.jsonl")),
+            truth: match self.truth {
+                Some(truth) => truth,
+                None if stockstream_pipeline::store::is_url(outputs) => anyhow::bail!(
+                    "--synthetic with outputs in an object store needs --truth FILE, a local file for the injected anomalies"
+                ),
+                None => Path::new(outputs).join("synthetic_truth.jsonl"),
+            },
         })
     }
 }
@@ -344,7 +354,8 @@ pub fn rebuild(args: RunArgs) -> anyhow::Result<RebuildReport> {
         );
     };
     let (stop, _signal) = install_stop_signals()?;
-    let config = run_config(source, Speed::Max, &pipeline)?;
+    let outputs = pipeline.store.open(&pipeline.outputs)?;
+    let config = run_config(source, Speed::Max, &pipeline, outputs)?;
     let mut on_event = |event: Event<'_>| {
         if let Event::Progress(progress) = event {
             tracing::info!(
@@ -427,14 +438,19 @@ fn input_of(args: RunArgs) -> anyhow::Result<(PipelineInput, Speed, PipelineArgs
 }
 
 /// The pipeline's settings for `source`, the dashboard left out.
-fn run_config(source: Source, speed: Speed, args: &PipelineArgs) -> anyhow::Result<RunConfig> {
+fn run_config(
+    source: Source,
+    speed: Speed,
+    args: &PipelineArgs,
+    outputs: Outputs,
+) -> anyhow::Result<RunConfig> {
     let workspace = workspace();
     let transforms_dir = args
         .transforms_dir
         .clone()
         .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace.as_deref()));
     let wasm = WasmLocator::new(args.wasm_dir.clone(), workspace.as_deref());
-    let mut config = RunConfig::new(source, args.outputs.clone(), transforms_dir, wasm);
+    let mut config = RunConfig::new(source, outputs, transforms_dir, wasm);
     config.replay = Arc::new(ReplayControl::new(speed));
     config.batch_size = args.batch_size as usize;
     config.commit_records = args.commit_records;
@@ -491,21 +507,24 @@ pub fn run_pipeline(
     speed: Speed,
     args: PipelineArgs,
 ) -> anyhow::Result<ExitCode> {
+    let outputs = args.store.open(&args.outputs)?;
     // Checked first: a refused dashboard must not cost a Kafka connection or any input.
     let dashboard_settings = if args.no_dashboard {
         None
     } else {
-        Some(args.dashboard.config(Some(args.outputs.clone()))?)
+        Some(args.dashboard.config(outputs.local().map(Path::to_owned))?)
     };
     let (stop, signal) = install_stop_signals()?;
     let (source, feed) = match input {
         PipelineInput::Source(source) => (source, None),
         PipelineInput::Kafka(config) => {
-            let (source, feed) = stockstream_bridge::pipeline::open(&config, &args.outputs, &stop)?;
+            let journal_dir =
+                outputs.require_local("a Kafka input (the journal of records read)")?;
+            let (source, feed) = stockstream_bridge::pipeline::open(&config, journal_dir, &stop)?;
             (source, Some(feed))
         }
     };
-    let mut config = run_config(source, speed, &args)?;
+    let mut config = run_config(source, speed, &args, outputs)?;
     let dashboard = if let Some(settings) = dashboard_settings {
         let dashboard = start_dashboard(settings, "run")?;
         config.dashboard = Some(dashboard.feed());

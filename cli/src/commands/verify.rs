@@ -2,7 +2,6 @@
 //! `--rebuild`, the missing and altered ones are made again from the run's input.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser};
@@ -10,12 +9,16 @@ use stockstream_pipeline::commit::FileProblem;
 use stockstream_pipeline::rebuild::{damaged_files, FileCheck};
 
 use super::run::RunArgs;
+use super::store::StoreArgs;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Root of the outputs of `stockstream run`.
-    #[arg(long, default_value = "outputs", value_name = "DIR")]
-    outputs: PathBuf,
+    /// Root of the outputs of `stockstream run`: a directory, or an object store prefix
+    /// (s3://bucket/prefix, ...).
+    #[arg(long, default_value = "outputs", value_name = "DIR|URL")]
+    outputs: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Rebuild the missing and altered files by running the input again, with the arguments
     /// of the `run` that wrote them after `--` (`verify --rebuild -- --input ticks.csv`). A
     /// file is put back only if it comes out byte for byte as committed.
@@ -41,13 +44,13 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     );
     let FileCheck {
         records, problems, ..
-    } = damaged_files(&args.outputs)?;
+    } = damaged_files(&args.store.open(&args.outputs)?)?;
     let bytes: u64 = records.iter().map(|f| f.bytes).sum();
     if problems.is_empty() {
         say!(
             "verify: {} files ({bytes} bytes) under {}, all present and as committed",
             records.len(),
-            args.outputs.display()
+            args.outputs
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -59,12 +62,15 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             "verify: {} of {} files under {} are missing or altered; `stockstream verify --outputs {} --rebuild -- <the run's arguments>` rebuilds them from the input",
             problems.len(),
             records.len(),
-            args.outputs.display(),
-            args.outputs.display()
+            args.outputs,
+            args.outputs
         );
         return Ok(ExitCode::FAILURE);
     }
     let mut run_args = vec![OsString::from("--outputs"), args.outputs.clone().into()];
+    if let Some(endpoint) = &args.store.s3_endpoint {
+        run_args.extend([OsString::from("--s3-endpoint"), endpoint.into()]);
+    }
     run_args.extend(args.run_args);
     let rebuild_args = RebuildArgs::try_parse_from(run_args)?;
     let report = super::run::rebuild(rebuild_args.run)?;
@@ -82,7 +88,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         "verify: rebuilt {} of {} damaged files under {} from the first {} input records",
         report.rebuilt.len(),
         problems.len(),
-        args.outputs.display(),
+        args.outputs,
         report.records_read
     );
     Ok(

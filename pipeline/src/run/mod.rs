@@ -28,7 +28,7 @@ mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,11 +40,11 @@ use stockstream_core::episodes::{Episode, Episodes, DEFAULT_COOLDOWN_MS};
 
 use crate::alerts::webhook::{self, Delivery, WebhookConfig, WebhookSender};
 use crate::checkpoint::{self, Checkpoint, Counts, InputIdentity, PrefixHash};
-use crate::commit::{self, DirLock};
 use crate::dashboard::{DashboardFeed, FeedStats};
 use crate::dates::PartitionBy;
 use crate::outputs::{Partitioned, Stream};
 use crate::source::{self, ReplayControl, Source, Speed};
+use crate::store::{Outputs, OutputsLock};
 
 pub use state::write_parquet_files;
 
@@ -68,8 +68,8 @@ pub struct RunConfig {
     /// Replay pace (`--speed`), changeable while the run goes (the dashboard's replay
     /// buttons).
     pub replay: Arc<ReplayControl>,
-    /// Root of the outputs (`outputs/`).
-    pub outputs: PathBuf,
+    /// Root of the outputs (`outputs/`): a local directory or an object store prefix.
+    pub outputs: Outputs,
     /// Directory holding enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml.
     pub transforms_dir: PathBuf,
     /// Where the built .wasm modules are found.
@@ -104,14 +104,14 @@ pub struct RunConfig {
 impl RunConfig {
     pub fn new(
         source: Source,
-        outputs: PathBuf,
+        outputs: impl Into<Outputs>,
         transforms_dir: PathBuf,
         wasm: WasmLocator,
     ) -> Self {
         Self {
             source,
             replay: Arc::new(ReplayControl::new(Speed::Max)),
-            outputs,
+            outputs: outputs.into(),
             transforms_dir,
             wasm,
             batch_size: 4096,
@@ -198,7 +198,7 @@ pub struct Report {
 
 impl Report {
     /// The closing summary line of a run whose outputs are under `outputs`.
-    pub fn summary(&self, outputs: &Path) -> String {
+    pub fn summary(&self, outputs: impl std::fmt::Display) -> String {
         let report = self;
         let c: &Counts = &report.counts;
         let seconds = report.elapsed.as_secs_f64();
@@ -217,7 +217,7 @@ impl Report {
             c.bar_rows,
             c.files,
             c.commits,
-            outputs.display(),
+            outputs,
             seconds,
             report.records_this_run as f64 / seconds.max(1e-9)
         );
@@ -256,14 +256,32 @@ pub fn run(
         format!("cooldown {} ms", config.alert_cooldown_ms),
     );
     let root = config.outputs.clone();
-    let _lock = DirLock::acquire(&root)?;
+    if root.local().is_none() {
+        if config.alert_webhook.is_some() {
+            anyhow::bail!("--alert-webhook needs the outputs on a local disk, where its outbox lives; {root} is in an object store");
+        }
+        if let Source::Stream {
+            journal: Some(_), ..
+        } = &config.source
+        {
+            anyhow::bail!("a Kafka input needs the outputs on a local disk, where its journal lives; {root} is in an object store");
+        }
+    }
+    let lock = root.lock()?;
     // The records of a batch a chain failed on, fed one at a time to find the failing one.
     let mut probe: Option<Range<u64>> = None;
     let mut skipped = 0u64;
     let mut first_attempt: Option<(Option<Resume>, u64)> = None;
     loop {
-        let (end, resume, start_offset) =
-            attempt(config, &chains, stop, started, probe.as_ref(), on_event)?;
+        let (end, resume, start_offset) = attempt(
+            config,
+            &chains,
+            &lock,
+            stop,
+            started,
+            probe.as_ref(),
+            on_event,
+        )?;
         let (resume, start_offset) = first_attempt.get_or_insert((resume, start_offset)).clone();
         let failed = match end {
             AttemptEnd::Done(mut report) => {
@@ -299,7 +317,7 @@ pub fn run(
                 anyhow::ensure!(
                     skipped < MAX_SKIPPED_PER_RUN,
                     "the chains failed on {skipped} records in this run, the last {offset}: that is a broken chain, not a bad record; the records skipped so far are in {}",
-                    root.join(DEAD_LETTER_DIR).display()
+                    root.display_join(DEAD_LETTER_DIR)
                 );
                 probe = (offset + 1 < failed.range.end).then(|| offset + 1..failed.range.end);
             }
@@ -332,23 +350,21 @@ enum AttemptEnd {
 fn attempt(
     config: &RunConfig,
     chains: &Chains,
+    lock: &OutputsLock,
     stop: &AtomicBool,
     started: Instant,
     probe: Option<&Range<u64>>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> anyhow::Result<(AttemptEnd, Option<Resume>, u64)> {
     let root = config.outputs.clone();
-    let checkpoint_path = root.join(checkpoint::FILE_NAME);
-    let previous = Checkpoint::load(&checkpoint_path)?;
+    let previous = root.load_checkpoint()?;
     if let Some(previous) = &previous {
         for (stream, fingerprint) in &chains.fingerprints {
             if previous.chains.get(stream) != Some(fingerprint) {
                 anyhow::bail!(
-                    "the outputs in {} were made by a different {stream} chain ({} now, {} then); use another --outputs directory, or remove {} to start over",
-                    root.display(),
+                    "the outputs in {root} were made by a different {stream} chain ({} now, {} then); use another --outputs, or remove {root} to start over",
                     fingerprint,
                     previous.chains.get(stream).map_or("none", String::as_str),
-                    root.display()
                 );
             }
         }
@@ -357,45 +373,39 @@ fn attempt(
         config
             .partition
             .resume(recorded)
-            .with_context(|| format!("cannot go on with {}", root.display()))?;
+            .with_context(|| format!("cannot go on with {root}"))?;
     }
     if let Some(previous) = &previous {
-        commit::trim_manifest(&root, previous.manifest_bytes)
-            .with_context(|| format!("trimming {}", commit::MANIFEST))?;
-        let problems = commit::read_manifest(&root, previous.manifest_len)
-            .and_then(|records| commit::check_files(&root, records, false))
-            .with_context(|| format!("checking the files of {}", root.display()))?;
+        let files = root.committed_files(previous)?;
+        let problems = root.check_files(files, false)?;
         if let Some((first, _)) = problems.first() {
             anyhow::bail!(
-                "{} of the files committed in {} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {}` lists them; restore them, or remove the directory to start over",
+                "{} of the files committed in {root} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {root}` lists them; restore them, or remove the outputs to start over",
                 problems.len(),
-                root.display(),
                 first.path,
-                root.display()
             );
         }
     }
     if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
         anyhow::bail!(
-            "{} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another outputs directory, or remove this one",
-            root.display(),
+            "{root} holds the outputs of an earlier run, and a stream of records ({}) cannot be read again to resume it; use another --outputs, or remove these outputs",
             config.source.describe()
         );
     }
     let committed = previous.as_ref().map_or(0, |c| c.offset);
-    let mut dirs: Vec<PathBuf> = Stream::OUTPUTS.iter().map(|s| root.join(s.dir())).collect();
-    dirs.push(root.join(DEAD_LETTER_DIR));
-    dirs.push(root.join(webhook::OUTBOX_DIR));
-    let orphans_removed = commit::remove_orphans(&dirs, committed)?;
-    remove_stale_temp_files(&root)?;
-    for dir in &dirs[..Stream::OUTPUTS.len()] {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut dirs: Vec<&str> = Stream::OUTPUTS.iter().map(|s| s.dir()).collect();
+    dirs.push(DEAD_LETTER_DIR);
+    if root.local().is_some() {
+        dirs.push(webhook::OUTBOX_DIR);
+    }
+    let orphans_removed = root.remove_orphans(&dirs, committed)?;
+    if let Some(local) = root.local() {
+        remove_stale_temp_files(local)?;
     }
     if previous.is_none() && orphans_removed > 0 {
         tracing::warn!(
             orphans_removed,
-            "removed part files left without a checkpoint in {}",
-            root.display()
+            "removed part files left without a checkpoint in {root}"
         );
     }
     let input = source::open(&config.source)?;
@@ -447,8 +457,8 @@ fn attempt(
         );
         let state = State {
             config,
-            root: root.clone(),
-            checkpoint_path,
+            outputs: root.clone(),
+            lock,
             fingerprints: chains.fingerprints.clone(),
             source_name: config.source.describe(),
             committed: previous.clone().unwrap_or_else(|| Checkpoint {
@@ -478,10 +488,10 @@ fn attempt(
                     .flat_map(|c| c.open_alerts.iter().map(Episode::from)),
             ),
             pending_outbox: Vec::new(),
-            webhook: config
-                .alert_webhook
-                .clone()
-                .map(|w| WebhookSender::spawn(&root, w)),
+            webhook: match (&config.alert_webhook, root.local()) {
+                (Some(webhook), Some(local)) => Some(WebhookSender::spawn(local, webhook.clone())),
+                _ => None,
+            },
             pending_dead: Vec::new(),
             pending_skipped: Vec::new(),
             pending_counts: Counts::default(),

@@ -49,7 +49,7 @@ pub(super) fn restart(
                 anyhow::anyhow!(
                     "{} has {position} records but the checkpoint in {} covers {}: it is not the input this run started with; use another --outputs directory",
                     config.source.describe(),
-                    config.outputs.display(),
+                    config.outputs,
                     previous.offset
                 )
             })?;
@@ -73,7 +73,7 @@ pub(super) fn restart(
             "the first {} records of {} differ from the ones the checkpoint in {} was made from; use another --outputs directory",
             previous.offset,
             config.source.describe(),
-            config.outputs.display()
+            config.outputs
         );
         for (lateness, max_ts) in bars_lateness.iter_mut().zip(planner.bars_max_ts()) {
             if let (Some(lateness), Some(max_ts)) = (lateness, max_ts) {

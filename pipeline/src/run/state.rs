@@ -3,9 +3,7 @@
 //! atomically, then replaces the checkpoint.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,17 +16,18 @@ use stockstream_core::episodes::{Episode, Episodes, FlaggedTick};
 use crate::alerts::webhook::{self, WebhookSender};
 use crate::alerts::{alert_json, OpenAlert};
 use crate::checkpoint::{Checkpoint, Counts, InputIdentity, PrefixHash};
-use crate::commit::{self, part_name, Staged};
+use crate::commit::{part_name, FileRecord};
 use crate::dashboard::{DerivedBatch, FeedStats};
 use crate::outputs::{decide_granularity, AlertRow, Partitioned, Rows, Stream};
 use crate::parquet_io::write_rows;
 use crate::source::Source;
+use crate::store::{OutputFile, Outputs, OutputsLock};
 
 /// What is committed and what waits for the next commit.
 pub(super) struct State<'c> {
     pub(super) config: &'c RunConfig,
-    pub(super) root: PathBuf,
-    pub(super) checkpoint_path: PathBuf,
+    pub(super) outputs: Outputs,
+    pub(super) lock: &'c OutputsLock,
     pub(super) fingerprints: BTreeMap<String, String>,
     pub(super) source_name: String,
     pub(super) committed: Checkpoint,
@@ -204,79 +203,63 @@ impl State<'_> {
         if start == end && (!finished || self.committed.finished) {
             return Ok(());
         }
-        let mut staged = Staged::default();
+        let mut staging = self.outputs.stage();
         let granularity = decide_granularity(
             self.committed.partition,
             self.config.partition,
             &self.pending,
         );
+        let mut published = Vec::new();
         if end > start {
             let mut files = Vec::new();
             for pending in &mut self.pending {
                 let Some(granularity) = granularity else {
                     break;
                 };
-                let dir = self.root.join(pending.stream.dir());
                 for (key, rows) in pending.take(granularity) {
-                    let path = dir
-                        .join(granularity.dir(key))
-                        .join(part_name(start, end, "parquet"));
-                    let out = staged
-                        .create(path.clone())
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    files.push((out, path, rows));
+                    let relative = format!(
+                        "{}/{}/{}",
+                        pending.stream.dir(),
+                        granularity.dir(key),
+                        part_name(start, end, "parquet")
+                    );
+                    files.push((staging.create(&relative)?, rows));
                 }
             }
-            write_parquet_files(files)?;
+            published = write_parquet_files(files)?;
             if !self.pending_dead.is_empty() {
-                let path = self
-                    .root
-                    .join(DEAD_LETTER_DIR)
-                    .join(part_name(start, end, "jsonl"));
-                let mut out = staged
-                    .create(path.clone())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let relative = format!("{DEAD_LETTER_DIR}/{}", part_name(start, end, "jsonl"));
+                let mut out = staging.create(&relative)?;
                 for dead in self.pending_dead.drain(..) {
                     serde_json::to_writer(&mut out, &dead)?;
                     out.write_all(b"\n")?;
                 }
-                out.flush()?;
+                published.push(out.finish()?);
             }
             if !self.pending_outbox.is_empty() {
-                let path = self
-                    .root
-                    .join(webhook::OUTBOX_DIR)
-                    .join(part_name(start, end, "jsonl"));
-                let mut out = staged
-                    .create(path.clone())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let relative =
+                    format!("{}/{}", webhook::OUTBOX_DIR, part_name(start, end, "jsonl"));
+                let mut out = staging.create(&relative)?;
                 for body in self.pending_outbox.drain(..) {
                     out.write_all(&body)?;
                     out.write_all(b"\n")?;
                 }
-                out.flush()?;
+                published.push(out.finish()?);
             }
         }
-        let wrote_outbox = staged
-            .paths()
-            .any(|p| p.starts_with(self.root.join(webhook::OUTBOX_DIR)));
-        let files = staged.len();
-        let published = staged
-            .publish_recorded(&self.root)
-            .with_context(|| format!("publishing files in {}", self.root.display()))?;
-        let mut next = self.committed.clone();
         // The outbox is drained (its files deleted) as alerts are delivered: not outputs.
         let outbox = format!("{}/", webhook::OUTBOX_DIR);
+        let wrote_outbox = published.iter().any(|f| f.path.starts_with(&outbox));
+        let files = published.len();
+        self.lock.check()?;
+        staging.publish()?;
+        let mut next = self.committed.clone();
         let recorded: Vec<_> = published
             .into_iter()
             .filter(|f| !f.path.starts_with(&outbox))
             .collect();
-        if !recorded.is_empty() {
-            next.manifest_bytes =
-                commit::append_manifest(&self.root, next.manifest_bytes, &recorded)
-                    .with_context(|| format!("writing {}", commit::MANIFEST))?;
-            next.manifest_len += recorded.len() as u64;
-        }
+        self.outputs
+            .append_manifest(&mut next, (start, end), &recorded)?;
         merge_counts(&mut next.counts, &std::mem::take(&mut self.pending_counts));
         if end > start {
             next.counts.commits += 1;
@@ -304,8 +287,8 @@ impl State<'_> {
         {
             (journal.sync)().context("making the input journal durable")?;
         }
-        next.save(&self.checkpoint_path)
-            .with_context(|| format!("writing {}", self.checkpoint_path.display()))?;
+        self.lock.check()?;
+        self.outputs.save_checkpoint(&next)?;
         self.committed = next;
         self.last_commit = Instant::now();
         if let (Some(sender), true) = (&self.webhook, wrote_outbox) {
@@ -324,14 +307,15 @@ impl State<'_> {
 }
 
 /// Writes Parquet files on a few threads (a commit may hold thousands of small partitions,
-/// or a few large ones; compression dominates either way).
-pub fn write_parquet_files(mut files: Vec<(BufWriter<File>, PathBuf, Rows)>) -> anyhow::Result<()> {
+/// or a few large ones; compression dominates either way), and returns what the manifest
+/// keeps of each.
+pub fn write_parquet_files(mut files: Vec<(OutputFile, Rows)>) -> anyhow::Result<Vec<FileRecord>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)
         .min(files.len().max(1));
     // Largest first, dealt round-robin: the threads finish at about the same time.
-    files.sort_by_key(|(_, _, rows)| std::cmp::Reverse(rows.len()));
+    files.sort_by_key(|(_, rows)| std::cmp::Reverse(rows.len()));
     let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, file) in files.into_iter().enumerate() {
         shares[i % threads].push(file);
@@ -340,20 +324,25 @@ pub fn write_parquet_files(mut files: Vec<(BufWriter<File>, PathBuf, Rows)>) -> 
         let handles: Vec<_> = shares
             .into_iter()
             .map(|share| {
-                scope.spawn(move || -> anyhow::Result<()> {
-                    for (out, path, rows) in share {
-                        let mut out = write_rows(out, &rows)
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        out.flush()
-                            .with_context(|| format!("writing {}", path.display()))?;
+                scope.spawn(move || -> anyhow::Result<Vec<FileRecord>> {
+                    let mut records = Vec::with_capacity(share.len());
+                    for (out, rows) in share {
+                        let relative = out.relative().to_owned();
+                        let out = write_rows(out, &rows)
+                            .with_context(|| format!("writing {relative}"))?;
+                        records.push(out.finish()?);
                     }
-                    Ok(())
+                    Ok(records)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("a writer thread panicked"))
+        let mut records = Vec::new();
+        for handle in handles {
+            records.extend(handle.join().expect("a writer thread panicked")?);
+        }
+        // Input order of names, as the disk layout's manifest has always had.
+        records.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(records)
     })
 }
 

@@ -129,7 +129,7 @@ impl Sink for PipelineSink {
         self.records = None;
         match self.worker.take().map(JoinHandle::join) {
             Some(Ok(Ok(report))) => {
-                say!("{}", report.summary(&self.outputs));
+                say!("{}", report.summary(self.outputs.display()));
                 Ok(())
             }
             Some(Ok(Err(e))) => Err(SinkError::Delivery {
