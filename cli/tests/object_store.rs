@@ -300,3 +300,100 @@ fn a_wrong_endpoint_or_wrong_keys_fail_clearly_and_write_nothing() {
     let out = run(&server, &run_args(&input, url, &[]));
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn score_and_the_dashboards_history_read_the_outputs_from_the_bucket() {
+    let server = S3Server::shared();
+    let bucket = server.create_bucket("readers");
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let disk = dir.path().join("disk");
+    let url = format!("s3://{bucket}/synthetic");
+    for outputs in [disk.to_str().unwrap(), url.as_str()] {
+        let out = run(
+            server,
+            &[
+                "run",
+                "--synthetic",
+                "--limit",
+                "30000",
+                "--speed",
+                "max",
+                "--truth",
+                truth.to_str().unwrap(),
+                "--outputs",
+                outputs,
+                "--no-dashboard",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let score = |outputs: &str| {
+        let out = run(
+            server,
+            &[
+                "score",
+                "--truth",
+                truth.to_str().unwrap(),
+                "--outputs",
+                outputs,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_disk = score(disk.to_str().unwrap());
+    assert!(from_disk.contains("precision"), "{from_disk}");
+    assert_eq!(score(&url), from_disk);
+
+    // A run over a finished prefix resumes with nothing to do and serves the dashboard, whose
+    // history comes from the bucket.
+    let port = stockstream_testkit::free_port().to_string();
+    let mut child = command(
+        server,
+        &[
+            "run",
+            "--synthetic",
+            "--limit",
+            "30000",
+            "--speed",
+            "max",
+            "--truth",
+            truth.to_str().unwrap(),
+            "--outputs",
+            &url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+    )
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stderr_pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut history = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match seen.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) if line.contains("rows of history from") => history = Some(line),
+            Ok(line) if line.contains("the dashboard stays") => break,
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let history = history.expect("the dashboard read its history");
+    assert!(history.contains(&format!("under {url}")), "{history}");
+}

@@ -59,12 +59,11 @@ use futures_util::stream::{select_all, Stream as FuturesStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use stockstream_core::episodes::{Episode, Episodes, FlaggedTick, DEFAULT_COOLDOWN_MS};
 use stockstream_pipeline::alerts::{alert_json, OpenAlert};
-use stockstream_pipeline::checkpoint::{load_json, save_json};
-use stockstream_pipeline::commit::{part_name, remove_orphans, DirLock};
+use stockstream_pipeline::commit::part_name;
 use stockstream_pipeline::dates::{Granularity, PartitionBy};
 use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
 use stockstream_pipeline::run::write_parquet_files;
-use stockstream_pipeline::store::Outputs;
+use stockstream_pipeline::store::{Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
 use stockstream_runner::ChainSpec;
 
@@ -79,8 +78,8 @@ const FORMAT: u32 = 1;
 pub struct MaterializeConfig {
     /// The raw topic.
     pub raw_topic: String,
-    /// Root of the Parquet outputs.
-    pub outputs: PathBuf,
+    /// Root of the Parquet outputs: a local directory or an object store prefix.
+    pub outputs: Outputs,
     /// Directory of enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml.
     pub transforms_dir: PathBuf,
     /// Commit after this many derived records...
@@ -97,10 +96,10 @@ pub struct MaterializeConfig {
 }
 
 impl MaterializeConfig {
-    pub fn new(outputs: PathBuf, transforms_dir: PathBuf) -> Self {
+    pub fn new(outputs: impl Into<Outputs>, transforms_dir: PathBuf) -> Self {
         Self {
             raw_topic: topics::RAW.to_owned(),
-            outputs,
+            outputs: outputs.into(),
             transforms_dir,
             commit_records: 100_000,
             commit_interval: Duration::from_secs(5),
@@ -232,13 +231,10 @@ pub async fn materialize(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let root = &config.outputs;
-    let _lock = DirLock::acquire(root)?;
+    let lock = root.lock()?;
     anyhow::ensure!(
-        !root
-            .join(stockstream_pipeline::checkpoint::FILE_NAME)
-            .exists(),
-        "{} holds the outputs of `stockstream run`; choose another --outputs for materialize",
-        root.display()
+        !root.exists(stockstream_pipeline::checkpoint::FILE_NAME)?,
+        "{root} holds the outputs of `stockstream run`; choose another --outputs for materialize"
     );
     let specs = load_chains(&config.transforms_dir)?;
     let mut fingerprints: BTreeMap<String, String> = specs
@@ -259,20 +255,20 @@ pub async fn materialize(
         );
     }
 
-    let checkpoint_path = root.join(CHECKPOINT_FILE);
-    let loaded: Option<Checkpoint> = load_json(&checkpoint_path, "materializer checkpoint")?;
+    let checkpoint_path = root.display_join(CHECKPOINT_FILE);
+    let loaded: Option<Checkpoint> = root.load_json(CHECKPOINT_FILE, "materializer checkpoint")?;
     let committed = match loaded {
         Some(c) => {
             anyhow::ensure!(
                 c.format == FORMAT,
                 "{} has format {} (this stockstream writes {FORMAT}); use a new --outputs directory",
-                checkpoint_path.display(),
+                checkpoint_path,
                 c.format
             );
             anyhow::ensure!(
                 c.raw_topic == config.raw_topic && c.partitions == partitions,
                 "{} was written for topic {} with {} partition(s), not {} with {partitions}; choose another --outputs",
-                checkpoint_path.display(),
+                checkpoint_path,
                 c.raw_topic,
                 c.partitions,
                 config.raw_topic
@@ -281,7 +277,7 @@ pub async fn materialize(
                 anyhow::ensure!(
                     c.chains.get(name) == Some(print),
                     "the {name} chain differs from the one {} was written with ({} now, {} then); choose another --outputs",
-                    checkpoint_path.display(),
+                    checkpoint_path,
                     print,
                     c.chains.get(name).map_or("none", String::as_str)
                 );
@@ -290,7 +286,7 @@ pub async fn materialize(
                 config
                     .partition
                     .resume(recorded)
-                    .with_context(|| format!("cannot go on with {}", root.display()))?;
+                    .with_context(|| format!("cannot go on with {root}"))?;
             }
             c
         }
@@ -307,8 +303,8 @@ pub async fn materialize(
             partition: None,
         },
     };
-    let dirs: Vec<PathBuf> = Stream::OUTPUTS.iter().map(|s| root.join(s.dir())).collect();
-    let orphans = remove_orphans(&dirs, committed.commits)?;
+    let dirs: Vec<&str> = Stream::OUTPUTS.iter().map(|s| s.dir()).collect();
+    let orphans = root.remove_orphans(&dirs, committed.commits)?;
     if orphans > 0 {
         tracing::info!("removed {orphans} file(s) of an unfinished commit");
     }
@@ -445,8 +441,8 @@ pub async fn materialize(
     }
 
     let mut commits = Committer {
-        root: root.clone(),
-        checkpoint_path,
+        store: root.clone(),
+        lock,
         committed,
         rows: Stream::OUTPUTS
             .iter()
@@ -584,8 +580,8 @@ pub async fn materialize(
 
 /// What the next commit covers, and where commits go.
 struct Committer {
-    root: PathBuf,
-    checkpoint_path: PathBuf,
+    store: Outputs,
+    lock: OutputsLock,
     committed: Checkpoint,
     rows: Vec<Partitioned>,
     partition: PartitionBy,
@@ -620,7 +616,7 @@ impl Committer {
                 .context("a derived record was not acknowledged")?;
         }
         let number = self.committed.commits;
-        let mut staging = Outputs::from(self.root.as_path()).stage();
+        let mut staging = self.store.stage();
         let mut files = Vec::new();
         let mut next = self.committed.clone();
         next.partition = decide_granularity(self.committed.partition, self.partition, &self.rows);
@@ -641,6 +637,7 @@ impl Committer {
             }
         }
         next.files += write_parquet_files(files)?.len() as u64;
+        self.lock.check()?;
         staging.publish()?;
         next.commits += 1;
         next.lanes.clear();
@@ -656,7 +653,8 @@ impl Committer {
                 ..lane.state.clone()
             })
             .collect();
-        save_json(&next, &self.checkpoint_path)?;
+        self.lock.check()?;
+        self.store.save_json(CHECKPOINT_FILE, &next)?;
         self.committed = next;
         self.records = 0;
         self.last = Instant::now();

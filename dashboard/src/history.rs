@@ -2,10 +2,10 @@
 //! enriched ticks of `outputs/` back from Parquet, so a browser that connects after a restart
 //! sees what came before it (then live data on top).
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use stockstream_pipeline::parquet_io::read_rows;
+use stockstream_pipeline::parquet_io::read_rows_from;
+use stockstream_pipeline::store::Outputs;
 use stockstream_pipeline::Stream;
 
 use crate::hub::Hub;
@@ -25,17 +25,19 @@ pub struct Seeded {
     pub rows: usize,
 }
 
-/// Reads the newest part files of each stream under `outputs` into `hub`, oldest first.
-pub fn seed(hub: &Hub, outputs: &Path) -> anyhow::Result<Seeded> {
+/// Reads the newest part files of each stream under `outputs` (a directory or an object
+/// store prefix) into `hub`, oldest first.
+pub fn seed(hub: &Hub, outputs: &Outputs) -> anyhow::Result<Seeded> {
     let mut seeded = Seeded::default();
     for (stream, newest) in FILES_PER_STREAM {
-        let mut files = part_files(&outputs.join(stream.dir()));
+        let mut files = outputs.part_files(stream.dir())?;
         // Part names carry the zero-padded input range: by name is input order; the date
         // partition orders the files of one commit.
-        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+        let name = |f: &String| f.rsplit('/').next().unwrap_or_default().to_owned();
+        files.sort_by(|a, b| name(a).cmp(&name(b)).then_with(|| a.cmp(b)));
         let skip = files.len().saturating_sub(newest);
         for file in &files[skip..] {
-            let rows = read_rows(file, stream)?;
+            let rows = read_rows_from(outputs.read(file)?, &outputs.display_join(file), stream)?;
             seeded.rows += rows.len();
             seeded.files += 1;
             hub.ingest_rows(stream, &rows, Instant::now(), false);
@@ -44,26 +46,4 @@ pub fn seed(hub: &Hub, outputs: &Path) -> anyhow::Result<Seeded> {
     // Closed alerts in Parquet carry no ticks; the anomalies read back have them.
     hub.fill_alert_ticks();
     Ok(seeded)
-}
-
-/// `part-*.parquet` files under `dir`, at any depth.
-fn part_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if name.starts_with("part-") && name.ends_with(".parquet") {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use stockstream_pipeline::dashboard::{DashboardFeed, DerivedBatch};
+use stockstream_pipeline::store::Outputs;
 use tokio::sync::oneshot;
 
 pub use hub::{Hub, Retention, RunCounts};
@@ -55,7 +56,7 @@ pub struct DashboardConfig {
     /// How much history is kept in memory.
     pub retention: Retention,
     /// The outputs root whose newest bars, anomalies and ticks seed the history on start.
-    pub history: Option<PathBuf>,
+    pub history: Option<Outputs>,
 }
 
 impl DashboardConfig {
@@ -135,12 +136,12 @@ impl Dashboard {
                     "dashboard: {} rows of history from {} files under {}",
                     seeded.rows,
                     seeded.files,
-                    outputs.display()
+                    outputs
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(
                     "dashboard: cannot read the history under {}: {e:#}",
-                    outputs.display()
+                    outputs
                 ),
             }
         }

@@ -470,7 +470,7 @@ fn history_left_in_outputs_is_in_the_first_snapshot() {
     );
     let mut config = DashboardConfig::new(std::env::temp_dir());
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.history = Some(outputs.path().to_owned());
+    config.history = Some(outputs.path().into());
     let dashboard = Dashboard::start(config).unwrap();
     let hub = dashboard.hub();
     let alerts = hub.alerts(None, 10);

@@ -123,12 +123,16 @@ impl Checkpoint {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8], shown: &str, what: &str) -> anyhow::Result<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    bytes: &[u8],
+    shown: &str,
+    what: &str,
+) -> anyhow::Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| anyhow::anyhow!("{shown} is not a {what} ({e}); move it away to start over"))
 }
 
-fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
     bytes.push(b'\n');
     bytes

@@ -52,7 +52,7 @@ pub struct FileRecord {
 }
 
 /// `path` under `root`, `/`-separated.
-fn relative_name(root: &Path, path: &Path) -> String {
+pub(crate) fn relative_name(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).unwrap_or(path);
     relative
         .components()

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int64Type};
 use parquet::file::properties::{WriterProperties, WriterVersion};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::record::RowAccessor;
 use parquet::schema::parser::parse_message_type;
@@ -267,8 +267,14 @@ fn write_bars<W: Write + Send>(out: W, rows: &[BarRow]) -> anyhow::Result<W> {
 
 /// `(symbol, ts)` of every row of a tick file (enriched or anomalies), in file order.
 pub fn read_symbol_ts(path: &Path) -> anyhow::Result<Vec<(Box<str>, i64)>> {
-    let file = File::open(path)?;
-    let reader = SerializedFileReader::new(file)?;
+    read_symbol_ts_from(File::open(path)?)
+}
+
+/// [`read_symbol_ts`] of a file's contents (a file, or the bytes of an object).
+pub fn read_symbol_ts_from<R: ChunkReader + 'static>(
+    contents: R,
+) -> anyhow::Result<Vec<(Box<str>, i64)>> {
+    let reader = SerializedFileReader::new(contents)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields: Vec<_> = ["symbol", "ts"]
         .iter()
@@ -298,8 +304,17 @@ pub fn read_symbol_ts(path: &Path) -> anyhow::Result<Vec<(Box<str>, i64)>> {
 /// Every row of a file of `stream` written by [`write_rows`], in file order (for readers
 /// of the outputs, such as the dashboard's history; not a hot path).
 pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
+    read_rows_from(File::open(path)?, &path.display().to_string(), stream)
+}
+
+/// [`read_rows`] of a file's contents (a file, or the bytes of an object), `shown` in messages.
+pub fn read_rows_from<R: ChunkReader + 'static>(
+    contents: R,
+    shown: &str,
+    stream: Stream,
+) -> anyhow::Result<Rows> {
     use parquet::record::Field;
-    let reader = SerializedFileReader::new(File::open(path)?)?;
+    let reader = SerializedFileReader::new(contents)?;
     let names: Vec<String> = reader
         .metadata()
         .file_metadata()
@@ -312,7 +327,7 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
         names
             .iter()
             .position(|n| n == name)
-            .ok_or_else(|| anyhow::anyhow!("{}: no `{name}` column", path.display()))
+            .ok_or_else(|| anyhow::anyhow!("{}: no `{name}` column", shown))
     };
     let mut ticks = Vec::new();
     let mut bars = Vec::new();
@@ -336,18 +351,17 @@ pub fn read_rows(path: &Path, stream: Stream) -> anyhow::Result<Rows> {
             Ok(matches!(fields[index(name)?], Field::Bool(true)))
         };
         let required = |value: Option<f64>, name: &str| {
-            value.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
+            value.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", shown))
         };
         let text = |name: &str| -> anyhow::Result<Box<str>> {
             match fields[index(name)?] {
                 Field::Str(s) => Ok(s.as_str().into()),
-                _ => anyhow::bail!("{}: `{name}` is not a string", path.display()),
+                _ => anyhow::bail!("{}: `{name}` is not a string", shown),
             }
         };
         let symbol = text("symbol")?;
-        let int_required = |name: &str| {
-            int(name)?.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", path.display()))
-        };
+        let int_required =
+            |name: &str| int(name)?.ok_or_else(|| anyhow::anyhow!("{}: `{name}` is null", shown));
         if stream == Stream::Alerts {
             alerts.push(AlertRow {
                 id: text("id")?,

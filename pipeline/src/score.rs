@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use stockstream_core::episodes::{self, FlaggedTick};
 
 use crate::outputs::Stream;
-use crate::parquet_io::read_symbol_ts;
+use crate::parquet_io::read_symbol_ts_from;
+use crate::store::Outputs;
 
 /// How far a detection may be from the truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,13 +141,14 @@ pub fn part_files(outputs: &Path, stream: Stream) -> anyhow::Result<Vec<PathBuf>
     Ok(files)
 }
 
-/// `(symbol, ts)` of every row of a tick stream (enriched or anomalies).
-pub fn read_stream(outputs: &Path, stream: Stream) -> anyhow::Result<Vec<(Box<str>, i64)>> {
+/// `(symbol, ts)` of every row of a tick stream (enriched or anomalies), on disk or in an
+/// object store.
+pub fn read_stream(outputs: &Outputs, stream: Stream) -> anyhow::Result<Vec<(Box<str>, i64)>> {
     let mut rows = Vec::new();
-    for file in part_files(outputs, stream)? {
+    for file in outputs.part_files(stream.dir())? {
         rows.extend(
-            read_symbol_ts(&file)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e:#}", file.display()))?,
+            read_symbol_ts_from(outputs.read(&file)?)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e:#}", outputs.display_join(&file)))?,
         );
     }
     Ok(rows)

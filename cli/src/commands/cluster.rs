@@ -14,6 +14,7 @@ use stockstream_pipeline::dates::PartitionBy;
 use super::run::{
     default_path, install_stop_signals, parse_interval, workspace, DEFAULT_TRANSFORMS,
 };
+use super::store::StoreArgs;
 use super::{wasm_locator, FluvioArgs};
 
 #[derive(Args)]
@@ -57,9 +58,12 @@ pub struct MaterializeArgs {
     /// The raw topic.
     #[arg(long, default_value = topics::RAW)]
     topic: String,
-    /// Root of the Parquet outputs (not one `stockstream run` writes to).
-    #[arg(long, default_value = "outputs", value_name = "DIR")]
-    outputs: PathBuf,
+    /// Root of the Parquet outputs (not one `stockstream run` writes to): a directory, or an
+    /// object store prefix (s3://bucket/prefix, gs://..., az://...).
+    #[arg(long, default_value = "outputs", value_name = "DIR|URL")]
+    outputs: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Directory of enriched.yaml, anomalies-from-enriched.yaml and bars-5m.yaml [default: transforms]
     #[arg(long, value_name = "DIR")]
     transforms_dir: Option<PathBuf>,
@@ -86,7 +90,7 @@ pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     let transforms_dir = args
         .transforms_dir
         .unwrap_or_else(|| default_path(DEFAULT_TRANSFORMS, workspace().as_deref()));
-    let mut config = MaterializeConfig::new(args.outputs, transforms_dir);
+    let mut config = MaterializeConfig::new(args.store.open(&args.outputs)?, transforms_dir);
     config.raw_topic = args.topic;
     config.commit_records = args.commit_records;
     config.commit_interval = args.commit_interval;

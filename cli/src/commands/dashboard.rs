@@ -1,6 +1,5 @@
 //! `stockstream dashboard`: the dashboard on a Fluvio cluster's derived topics.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -9,6 +8,7 @@ use stockstream_cluster::connect;
 use stockstream_cluster::derived::{follow, FollowConfig};
 
 use super::run::{install_stop_signals, DashboardArgs};
+use super::store::StoreArgs;
 use super::FluvioArgs;
 
 #[derive(Args)]
@@ -20,15 +20,23 @@ pub struct DashboardCommandArgs {
     /// Records of each derived partition read back from before its end on start.
     #[arg(long, default_value_t = 5_000, value_name = "N")]
     history: u32,
-    /// Also seed the history from the Parquet a materializer wrote here.
-    #[arg(long, value_name = "DIR")]
-    outputs: Option<PathBuf>,
+    /// Also seed the history from the Parquet a materializer wrote here (a directory, or an
+    /// object store prefix such as s3://bucket/prefix).
+    #[arg(long, value_name = "DIR|URL")]
+    outputs: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 pub fn run(args: DashboardCommandArgs) -> anyhow::Result<ExitCode> {
     let (stop, signal) = install_stop_signals()?;
     let target = args.fluvio.target();
-    let dashboard = args.dashboard.start(args.outputs, "dashboard")?;
+    let history = args
+        .outputs
+        .as_deref()
+        .map(|outputs| args.store.open(outputs))
+        .transpose()?;
+    let dashboard = args.dashboard.start(history, "dashboard")?;
     let feed = dashboard.feed();
     let config = FollowConfig {
         history: args.history,

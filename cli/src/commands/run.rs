@@ -186,7 +186,7 @@ pub fn parse_stale_after(text: &str) -> Result<i64, String> {
 impl DashboardArgs {
     /// The server's settings, refused (before any input is read) when they would serve every
     /// API to the network with no token.
-    pub fn config(&self, history: Option<PathBuf>) -> anyhow::Result<DashboardConfig> {
+    pub fn config(&self, history: Option<Outputs>) -> anyhow::Result<DashboardConfig> {
         let workspace = workspace();
         let mut settings = DashboardConfig::new(
             self.dashboard_dir
@@ -208,7 +208,7 @@ impl DashboardArgs {
     }
 
     /// Starts the dashboard, seeded with the history under `history`, and says where it is.
-    pub fn start(self, history: Option<PathBuf>, command: &str) -> anyhow::Result<Dashboard> {
+    pub fn start(self, history: Option<Outputs>, command: &str) -> anyhow::Result<Dashboard> {
         start_dashboard(self.config(history)?, command)
     }
 }
@@ -512,7 +512,7 @@ pub fn run_pipeline(
     let dashboard_settings = if args.no_dashboard {
         None
     } else {
-        Some(args.dashboard.config(outputs.local().map(Path::to_owned))?)
+        Some(args.dashboard.config(Some(outputs.clone()))?)
     };
     let (stop, signal) = install_stop_signals()?;
     let (source, feed) = match input {

@@ -9,6 +9,7 @@ use stockstream_pipeline::score::{read_stream, read_truth, score, Tolerance};
 use stockstream_pipeline::Stream;
 
 use super::run::parse_cooldown;
+use super::store::StoreArgs;
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -16,9 +17,12 @@ pub struct ScoreArgs {
     /// injected anomalies).
     #[arg(long, value_name = "FILE")]
     truth: PathBuf,
-    /// Root of the outputs of `stockstream run`.
-    #[arg(long, default_value = "outputs", value_name = "DIR")]
-    outputs: PathBuf,
+    /// Root of the outputs of `stockstream run`: a directory, or an object store prefix
+    /// (s3://bucket/prefix, ...).
+    #[arg(long, default_value = "outputs", value_name = "DIR|URL")]
+    outputs: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// How far a detection may be from the truth: ticks of the symbol (`3ticks`) or event time
     /// (`500ms`, `2s`).
     #[arg(long, default_value = "3ticks", value_name = "N ticks|DURATION")]
@@ -33,18 +37,23 @@ pub struct ScoreArgs {
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let anomalies_dir = args.outputs.join(Stream::Anomalies.dir());
+    let outputs = args.store.open(&args.outputs)?;
+    let anomalies_dir = outputs.display_join(Stream::Anomalies.dir());
+    let present = match outputs.local() {
+        Some(root) => root.join(Stream::Anomalies.dir()).is_dir(),
+        // A prefix has no directories: the enriched ticks say a run wrote there.
+        None => !outputs.part_files(Stream::Enriched.dir())?.is_empty(),
+    };
     anyhow::ensure!(
-        anomalies_dir.is_dir(),
-        "no anomalies in {}: run `stockstream run` first (or pass --outputs DIR)",
-        anomalies_dir.display()
+        present,
+        "no anomalies in {anomalies_dir}: run `stockstream run` first (or pass --outputs DIR|URL)"
     );
     let truth = read_truth(&args.truth)?;
-    let detected = read_stream(&args.outputs, Stream::Anomalies)?;
+    let detected = read_stream(&outputs, Stream::Anomalies)?;
     let ticks = match args.tolerance {
         Tolerance::Ticks(_) => {
             let mut by_symbol: HashMap<Box<str>, Vec<i64>> = HashMap::new();
-            for (symbol, ts) in read_stream(&args.outputs, Stream::Enriched)? {
+            for (symbol, ts) in read_stream(&outputs, Stream::Enriched)? {
                 by_symbol.entry(symbol).or_default().push(ts);
             }
             Some(by_symbol)

@@ -116,17 +116,108 @@ impl Outputs {
     /// The last commit's checkpoint, if any. In an object store, later saves are conditional
     /// on the version read here.
     pub fn load_checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
-        match self {
-            Outputs::Local(path) => Checkpoint::load(&path.join(checkpoint::FILE_NAME)),
-            Outputs::Object(store) => store.load_checkpoint(),
+        match self.read_state(checkpoint::FILE_NAME)? {
+            Some(bytes) => {
+                Checkpoint::parse(&bytes, &self.display_join(checkpoint::FILE_NAME)).map(Some)
+            }
+            None => Ok(None),
         }
     }
 
     /// Replaces the checkpoint: the step that makes a commit count.
     pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        self.write_state(checkpoint::FILE_NAME, checkpoint.to_bytes())
+    }
+
+    /// A JSON state file (`what` names it in messages); `None` when there is none.
+    pub fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> anyhow::Result<Option<T>> {
+        match self.read_state(name)? {
+            Some(bytes) => checkpoint::parse_json(&bytes, &self.display_join(name), what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a JSON state file (atomically on disk; conditionally in an object store).
+    pub fn save_json<T: serde::Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
+        self.write_state(name, checkpoint::json_bytes(value))
+    }
+
+    /// The Parquet part files under `dir` (relative, at any depth), in name order: partition,
+    /// then input range.
+    pub fn part_files(&self, dir: &str) -> anyhow::Result<Vec<String>> {
+        let is_part = |relative: &str| {
+            let name = relative.rsplit('/').next().unwrap_or_default();
+            name.starts_with("part-") && name.ends_with(".parquet")
+        };
+        let mut files: Vec<String> = match self {
+            Outputs::Local(root) => {
+                let mut files = Vec::new();
+                let mut stack = vec![root.join(dir)];
+                while let Some(current) = stack.pop() {
+                    let entries = match std::fs::read_dir(&current) {
+                        Ok(entries) => entries,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => anyhow::bail!("cannot read {}: {e}", current.display()),
+                    };
+                    for entry in entries {
+                        let entry = entry?;
+                        if entry.file_type()?.is_dir() {
+                            stack.push(entry.path());
+                        } else {
+                            files.push(commit::relative_name(root, &entry.path()));
+                        }
+                    }
+                }
+                files
+            }
+            Outputs::Object(store) => store.list(dir)?.into_iter().map(|(name, _)| name).collect(),
+        };
+        files.retain(|f| is_part(f));
+        files.sort();
+        Ok(files)
+    }
+
+    /// The whole contents of the file at `relative`.
+    pub fn read(&self, relative: &str) -> anyhow::Result<bytes::Bytes> {
         match self {
-            Outputs::Local(path) => checkpoint.save(&path.join(checkpoint::FILE_NAME)),
-            Outputs::Object(store) => store.save_checkpoint(checkpoint),
+            Outputs::Local(root) => std::fs::read(root.join(relative))
+                .map(bytes::Bytes::from)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", self.display_join(relative))),
+            Outputs::Object(store) => store.read(relative),
+        }
+    }
+
+    /// Whether a file exists at `relative`.
+    pub fn exists(&self, relative: &str) -> anyhow::Result<bool> {
+        match self {
+            Outputs::Local(root) => Ok(root.join(relative).exists()),
+            Outputs::Object(store) => store.exists(relative),
+        }
+    }
+
+    fn read_state(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match self {
+            Outputs::Local(root) => match std::fs::read(root.join(name)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow::anyhow!(
+                    "cannot read {}: {e}",
+                    self.display_join(name)
+                )),
+            },
+            Outputs::Object(store) => Ok(store.get_state(name)?.map(|b| b.to_vec())),
+        }
+    }
+
+    fn write_state(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        match self {
+            Outputs::Local(root) => commit::replace_file(&root.join(name), &bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.display_join(name))),
+            Outputs::Object(store) => store.put_state(name, bytes),
         }
     }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::lease::{self, Lease};
 use super::profile::Profile;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::commit::{parse_part_name, part_name, FileProblem, FileRecord};
 
 /// Per-commit manifest objects: `_manifest/part-<start>-<end>.jsonl` (an object store cannot
@@ -46,8 +46,9 @@ pub struct ObjectOutputs {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     runtime: tokio::runtime::Runtime,
-    /// The checkpoint's version as last read or written: the next save is conditional on it.
-    checkpoint_version: Mutex<Option<UpdateVersion>>,
+    /// Each state object's version (the checkpoint's) as last read or written (`None`: read
+    /// as absent): the next save is conditional on it.
+    versions: Mutex<HashMap<String, Option<UpdateVersion>>>,
 }
 
 impl ObjectOutputs {
@@ -91,7 +92,7 @@ impl ObjectOutputs {
             store,
             prefix,
             runtime,
-            checkpoint_version: Mutex::new(None),
+            versions: Mutex::new(HashMap::new()),
         };
         outputs
             .block_on(outputs.store.list_with_delimiter(Some(&outputs.prefix)))
@@ -136,13 +137,14 @@ impl ObjectOutputs {
         lease::acquire(self.clone())
     }
 
-    pub fn load_checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
-        let path = self.path(checkpoint::FILE_NAME);
-        let shown = format!("{}/{}", self.url, checkpoint::FILE_NAME);
-        let result = match self.block_on(self.store.get(&path)) {
+    /// The state object `name` (a checkpoint), remembering its version for the next
+    /// [`put_state`](Self::put_state); `None` when there is none.
+    pub fn get_state(&self, name: &str) -> anyhow::Result<Option<Bytes>> {
+        let shown = format!("{}/{name}", self.url);
+        let result = match self.block_on(self.store.get(&self.path(name))) {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
-                *self.checkpoint_version.lock().expect("not poisoned") = None;
+                self.versions().insert(name.to_owned(), None);
                 return Ok(None);
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
@@ -154,23 +156,23 @@ impl ObjectOutputs {
         let bytes = self
             .block_on(result.bytes())
             .with_context(|| format!("cannot read {shown}"))?;
-        let checkpoint = Checkpoint::parse(&bytes, &shown)?;
-        *self.checkpoint_version.lock().expect("not poisoned") = Some(version);
-        Ok(Some(checkpoint))
+        self.versions().insert(name.to_owned(), Some(version));
+        Ok(Some(bytes))
     }
 
-    /// Replaces the checkpoint only if it is still the version this run last read or wrote:
-    /// another writer's commit in between makes this one fail rather than overwrite it.
-    pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-        let shown = format!("{}/{}", self.url, checkpoint::FILE_NAME);
-        let mut version = self.checkpoint_version.lock().expect("not poisoned");
-        let mode = match version.clone() {
+    /// Replaces the state object `name` only if it is still the version this run last read
+    /// or wrote (created only if it did not exist): another writer's commit in between makes
+    /// this one fail rather than overwrite it.
+    pub fn put_state(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let shown = format!("{}/{name}", self.url);
+        let mut versions = self.versions();
+        let mode = match versions.get(name).cloned().flatten() {
             Some(v) => PutMode::Update(v),
             None => PutMode::Create,
         };
         let put = self.block_on(self.store.put_opts(
-            &self.path(checkpoint::FILE_NAME),
-            PutPayload::from(checkpoint.to_bytes()),
+            &self.path(name),
+            PutPayload::from(bytes),
             PutOptions {
                 mode,
                 ..PutOptions::default()
@@ -178,10 +180,13 @@ impl ObjectOutputs {
         ));
         match put {
             Ok(result) => {
-                *version = Some(UpdateVersion {
-                    e_tag: result.e_tag,
-                    version: result.version,
-                });
+                versions.insert(
+                    name.to_owned(),
+                    Some(UpdateVersion {
+                        e_tag: result.e_tag,
+                        version: result.version,
+                    }),
+                );
                 Ok(())
             }
             Err(
@@ -193,8 +198,21 @@ impl ObjectOutputs {
         }
     }
 
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<UpdateVersion>>> {
+        self.versions.lock().expect("not poisoned")
+    }
+
+    /// Whether an object exists at `relative`.
+    pub fn exists(&self, relative: &str) -> anyhow::Result<bool> {
+        match self.block_on(self.store.head(&self.path(relative))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}/{relative}", self.url)),
+        }
+    }
+
     /// Every object under `relative`, with its size.
-    fn list(&self, relative: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    pub fn list(&self, relative: &str) -> anyhow::Result<Vec<(String, u64)>> {
         let prefix = self.path(relative);
         self.block_on(async {
             let mut listing = self.store.list(Some(&prefix));
@@ -208,7 +226,7 @@ impl ObjectOutputs {
         .with_context(|| format!("cannot list {}/{relative}", self.url))
     }
 
-    fn read(&self, relative: &str) -> anyhow::Result<Bytes> {
+    pub fn read(&self, relative: &str) -> anyhow::Result<Bytes> {
         self.block_on(async { self.store.get(&self.path(relative)).await?.bytes().await })
             .with_context(|| format!("cannot read {}/{relative}", self.url))
     }
@@ -336,9 +354,20 @@ impl ObjectOutputs {
 
 fn s3_builder(url: &str, options: &StoreOptions) -> object_store::aws::AmazonS3Builder {
     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-    let mut builder = AmazonS3Builder::from_env().with_url(url);
+    // As `AmazonS3Builder::from_env`, but a variable set to the empty string counts as unset
+    // (compose files pass `${AWS_ACCESS_KEY_ID:-}` through): an empty key or endpoint would
+    // otherwise be used as given.
+    let mut builder = AmazonS3Builder::new();
+    for (name, value) in std::env::vars() {
+        if name.starts_with("AWS_") && !value.is_empty() {
+            if let Ok(key) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                builder = builder.with_config(key, value);
+            }
+        }
+    }
+    builder = builder.with_url(url);
     let profile = Profile::from_environment();
-    let set = |name: &str| std::env::var_os(name).is_some();
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
     if !set("AWS_ACCESS_KEY_ID") {
         if let (Some(key), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
             builder = builder
@@ -351,7 +380,7 @@ fn s3_builder(url: &str, options: &StoreOptions) -> object_store::aws::AmazonS3B
     }
     let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
-        .find_map(|v| std::env::var(v).ok())
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
         .or(profile.region)
         .unwrap_or_else(|| "us-east-1".to_owned());
     builder = builder.with_region(region);
