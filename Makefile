@@ -45,6 +45,7 @@ unit: setup-test wasm wasm-release
 # Only the live-cluster tests (they skip without Fluvio's binaries; see README.md).
 cluster-test: setup-test wasm
 	@scripts/fluvio-bins.sh
+	$(CARGO) build --release -p producer
 	$(CARGO) test --release -p stockstream --test cluster -- --test-threads 2
 
 # The dashboard in headless Chromium against `stockstream run --synthetic`.

@@ -4,6 +4,8 @@
 # buffers; the SDK's glue leaked every output batch and died after ~3.4M ticks).
 #
 #   scripts/soak.sh [TICKS] [DIR]     defaults: 50000000 ticks, a new temporary directory
+#   SOAK_OUTPUTS=s3://bucket/prefix scripts/soak.sh ...   the outputs elsewhere (default DIR/outputs;
+#                                     pass --s3-endpoint through SOAK_ARGS, or AWS_ENDPOINT_URL)
 #
 # Prints one line per sample (seconds, RSS in MiB) and a summary; the samples are kept in
 # DIR/rss.csv and the run's closing line in DIR/run.log. Exits non-zero if the run fails or if
@@ -18,8 +20,10 @@ bin=target/release/stockstream
 [ -x "$bin" ] || { echo "soak: build first (make build)" >&2; exit 1; }
 mkdir -p "$dir"
 
+# shellcheck disable=SC2086 # SOAK_ARGS is a list of flags
 "$bin" run --synthetic --limit "$ticks" --rate 1000 --speed max --no-dashboard \
-  --outputs "$dir/outputs" >"$dir/run.log" 2>&1 &
+  --outputs "${SOAK_OUTPUTS:-$dir/outputs}" --truth "$dir/synthetic_truth.jsonl" ${SOAK_ARGS:-} \
+  >"$dir/run.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
 

@@ -524,6 +524,53 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     assert_alerts_match(&cluster, &run, &outputs, dir.path());
 }
 
+#[test]
+fn materialize_to_s3_gives_the_rows_of_run_and_resumes_there() {
+    let Some(cluster) = cluster("materialize_to_s3") else {
+        return;
+    };
+    setup(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    write_ticks(&input, 6_000, 31, 5.0);
+    produce_file(&cluster, &input);
+    let server = stockstream_testkit::s3::S3Server::shared();
+    let bucket = server.create_bucket("materialized");
+    let url = format!("s3://{bucket}/cluster");
+    let materialize_to_s3 = || {
+        Command::new(env!("CARGO_BIN_EXE_stockstream"))
+            .args([
+                "materialize",
+                "--fluvio",
+                &cluster.endpoint,
+                "--outputs",
+                &url,
+            ])
+            .args([
+                "--commit-records",
+                "1500",
+                "--commit-interval",
+                "500ms",
+                "--idle-exit",
+                "8s",
+            ])
+            .envs(server.env())
+            .current_dir(repo_root())
+            .output()
+            .unwrap()
+    };
+    let report = stderr(&ok(materialize_to_s3(), "materialize to S3"));
+    assert!(report.contains(&url), "{report}");
+    // The first has ended and released the lease: a rerun takes it, resumes from the
+    // checkpoint in the bucket and finds nothing new.
+    ok(materialize_to_s3(), "materialize to S3 again");
+    let mirrored = dir.path().join("mirror");
+    common::mirror_bucket(server, &bucket, "cluster", &mirrored);
+    let run = dir.path().join("run");
+    embedded_run(&input, &run);
+    check_with_python(SAME_ROWS, &[run.as_path(), mirrored.as_path()]);
+}
+
 /// The first `count` JSON lines a running command prints (60 s at most); then it is killed.
 fn json_lines_of(mut child: std::process::Child, count: usize) -> Vec<String> {
     let stdout = child.stdout.take().unwrap();

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, repo_root, stderr, write_ticks, SAME_OUTPUTS};
+use common::{check_with_python, mirror_bucket, repo_root, stderr, write_ticks, SAME_OUTPUTS};
 use stockstream_testkit::s3::S3Server;
 
 /// `stockstream` with the server's credentials and nothing else of the caller's AWS setup.
@@ -47,31 +47,6 @@ fn run_args<'a>(input: &'a Path, outputs: &'a str, extra: &[&'a str]) -> Vec<&'a
     ];
     args.extend_from_slice(extra);
     args
-}
-
-/// Copies `s3://bucket/prefix` into `dest` with pyarrow's S3 file system, after reading each
-/// stream as a dataset straight from the bucket.
-fn mirror(server: &S3Server, bucket: &str, prefix: &str, dest: &Path) -> String {
-    let script = r#"
-import sys, pyarrow.fs as pafs, pyarrow.dataset as ds
-endpoint, key, secret, source, dest = sys.argv[1:6]
-s3 = pafs.S3FileSystem(endpoint_override=endpoint.split("://")[1], scheme="http",
-                       access_key=key, secret_key=secret, region="us-east-1")
-for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies", "alerts"]:
-    t = ds.dataset(f"{source}/{d}", filesystem=s3, format="parquet", partitioning="hive").to_table()
-    print(d, t.num_rows, "rows read from the bucket")
-pafs.copy_files(source, dest, source_filesystem=s3, destination_filesystem=pafs.LocalFileSystem())
-"#;
-    let endpoint = server.endpoint();
-    let source = format!("{bucket}/{prefix}");
-    let args = [
-        Path::new(&endpoint),
-        Path::new(&server.access_key_id),
-        Path::new(&server.secret_access_key),
-        Path::new(&source),
-        dest,
-    ];
-    check_with_python(script, &args)
 }
 
 /// A JSON-lines input of synthetic ticks, with a few lines that are dead-lettered.
@@ -120,7 +95,7 @@ fn a_run_to_s3_equals_a_run_to_disk_and_pyarrow_reads_it_from_the_bucket() {
     assert!(!keys.iter().any(|k| k.contains(".tmp")), "{keys:?}");
 
     let mirrored = dir.path().join("mirror");
-    let read = mirror(server, &bucket, "runs/one", &mirrored);
+    let read = mirror_bucket(server, &bucket, "runs/one", &mirrored);
     assert!(
         read.contains("streaming_data/enriched 20000 rows"),
         "{read}"
@@ -185,7 +160,7 @@ fn kill_9_at_random_points_then_resume_leaves_no_row_missing_or_twice() {
     assert!(out.status.success(), "seed {seed}: {err}");
     assert!(kills > 0, "seed {seed}: every run finished before its kill");
     let mirrored = dir.path().join("mirror");
-    mirror(server, &bucket, "killed", &mirrored);
+    mirror_bucket(server, &bucket, "killed", &mirrored);
     check_with_python(SAME_OUTPUTS, &[&disk, &mirrored]);
     let out = run(server, &["verify", "--outputs", &url]);
     assert!(out.status.success(), "seed {seed}: {}", stderr(&out));

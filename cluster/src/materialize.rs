@@ -169,6 +169,8 @@ pub struct Report {
     pub already_produced: u64,
     /// Commits by this process.
     pub commits: u64,
+    /// Where the files went (a directory or an object store prefix).
+    pub outputs: String,
     pub elapsed: Duration,
 }
 
@@ -183,13 +185,14 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits in {:.2} s",
+            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits under {} in {:.2} s",
             self.partitions,
             self.records.values().sum::<u64>(),
             list(&self.records),
             list(&self.replayed),
             self.already_produced,
             self.commits,
+            self.outputs,
             self.elapsed.as_secs_f64()
         )
     }
@@ -311,6 +314,7 @@ pub async fn materialize(
 
     let mut report = Report {
         partitions,
+        outputs: root.to_string(),
         ..Report::default()
     };
     let mut lanes = Vec::new();

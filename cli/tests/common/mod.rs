@@ -169,3 +169,36 @@ pub fn write_ticks(path: &Path, count: usize, seed: u64, rate: f64) -> Vec<Strin
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
     lines
 }
+
+/// Copies `s3://bucket/prefix` into `dest` with pyarrow's S3 file system, after reading each
+/// stream as a dataset straight from the bucket.
+pub fn mirror_bucket(
+    server: &stockstream_testkit::s3::S3Server,
+    bucket: &str,
+    prefix: &str,
+    dest: &Path,
+) -> String {
+    let script = r#"
+import sys, pyarrow.fs as pafs, pyarrow.dataset as ds
+endpoint, key, secret, source, dest = sys.argv[1:6]
+s3 = pafs.S3FileSystem(endpoint_override=endpoint.split("://")[1], scheme="http",
+                       access_key=key, secret_key=secret, region="us-east-1")
+for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies", "alerts"]:
+    if s3.get_file_info(f"{source}/{d}").type == pafs.FileType.NotFound:
+        print(d, 0, "rows read from the bucket")
+        continue
+    t = ds.dataset(f"{source}/{d}", filesystem=s3, format="parquet", partitioning="hive").to_table()
+    print(d, t.num_rows, "rows read from the bucket")
+pafs.copy_files(source, dest, source_filesystem=s3, destination_filesystem=pafs.LocalFileSystem())
+"#;
+    let endpoint = server.endpoint();
+    let source = format!("{bucket}/{prefix}");
+    let args = [
+        Path::new(&endpoint),
+        Path::new(&server.access_key_id),
+        Path::new(&server.secret_access_key),
+        Path::new(&source),
+        dest,
+    ];
+    check_with_python(script, &args)
+}
