@@ -372,3 +372,53 @@ fn score_and_the_dashboards_history_read_the_outputs_from_the_bucket() {
     let history = history.expect("the dashboard read its history");
     assert!(history.contains(&format!("under {url}")), "{history}");
 }
+
+#[test]
+fn a_file_larger_than_a_part_streams_as_a_multipart_upload_and_reads_back_whole() {
+    let server = S3Server::shared();
+    let bucket = server.create_bucket("large");
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let disk = dir.path().join("disk");
+    let url = format!("s3://{bucket}/large");
+    // One commit of 300,000 ticks in one day: an enriched file of about 16 MB, two parts.
+    for outputs in [disk.to_str().unwrap(), url.as_str()] {
+        let out = run(
+            server,
+            &[
+                "run",
+                "--synthetic",
+                "--limit",
+                "300000",
+                "--rate",
+                "20",
+                "--speed",
+                "max",
+                "--commit-records",
+                "10000000",
+                "--truth",
+                truth.to_str().unwrap(),
+                "--outputs",
+                outputs,
+                "--no-dashboard",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let log = server.log();
+    assert!(
+        log.lines().any(
+            |l| l.contains(&format!("POST /{bucket}/large/streaming_data/enriched/"))
+                && l.contains("?uploads")
+        ),
+        "no multipart upload began"
+    );
+    assert!(log.contains("partNumber=2"), "the file went up in one part");
+    let mirrored = dir.path().join("mirror");
+    let read = mirror_bucket(server, &bucket, "large", &mirrored);
+    assert!(
+        read.contains("streaming_data/enriched 300000 rows"),
+        "{read}"
+    );
+    check_with_python(SAME_OUTPUTS, &[&disk, &mirrored]);
+}

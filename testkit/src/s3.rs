@@ -132,6 +132,11 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
         }
     }
 
+    /// The server's log so far (one line per request).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
