@@ -2,7 +2,8 @@
 //!
 //! Every file is named by the input range of its commit and its contents follow from the input
 //! records up to the range's end, the chains and the commit boundaries. So the input is run
-//! again, from its start, into a scratch directory under the outputs root, committing at exactly
+//! again, from its start, into a scratch directory (under the outputs root on disk; a local
+//! temporary one for an object store, whose files are then uploaded), committing at exactly
 //! the boundaries the manifest records and stopping after the last damaged file's range. A
 //! rebuilt file whose size and SHA-256 equal the manifest's record is the committed file,
 //! byte for byte, and is moved into place; one that differs is left out and reported: the
@@ -81,7 +82,7 @@ pub fn rebuild(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> anyhow::Result<RebuildReport> {
     let _lock = config.outputs.lock()?;
-    let root = config.outputs.require_local("verify --rebuild")?;
+    let outputs = &config.outputs;
     let FileCheck {
         checkpoint,
         records,
@@ -110,7 +111,12 @@ pub fn rebuild(
             )
         })?;
 
-    let scratch = root.join(SCRATCH_DIR);
+    // On disk, under the root: a rebuilt file is renamed into place on the same file system.
+    // For an object store, a local directory of this process's: a rebuilt file is uploaded.
+    let scratch = match outputs.local() {
+        Some(root) => root.join(SCRATCH_DIR),
+        None => std::env::temp_dir().join(format!("stockstream-rebuild-{}", std::process::id())),
+    };
     remove_scratch(&scratch)?;
     let mut rerun = config.clone();
     rerun.outputs = scratch.clone().into();
@@ -131,22 +137,22 @@ pub fn rebuild(
         anyhow::ensure!(
             rerun_checkpoint.chains == checkpoint.chains,
             "the transforms differ from those of the run that committed the files (recorded in {}): rebuilding needs the same --transforms-dir",
-            root.join(checkpoint::FILE_NAME).display()
+            outputs.display_join(checkpoint::FILE_NAME)
         );
         anyhow::ensure!(
             report.offset >= last_end,
             "the input ends at record {}, before the end of the damaged files' range ({last_end}): it is not the input of the run that committed them",
             report.offset
         );
-        put_back(root, &scratch, problems, report.offset)
+        put_back(outputs, &scratch, problems, report.offset)
     });
     remove_scratch(&scratch)?;
     result
 }
 
-/// Moves each rebuilt file that equals its record into place.
+/// Moves (on disk) or uploads (to an object store) each rebuilt file that equals its record.
 fn put_back(
-    root: &Path,
+    outputs: &Outputs,
     scratch: &Path,
     problems: Vec<(FileRecord, FileProblem)>,
     records_read: u64,
@@ -176,6 +182,17 @@ fn put_back(
             report.differing.push((record, why));
             continue;
         }
+        let Some(root) = outputs.local() else {
+            // One PUT or a completed multipart upload: the object appears whole.
+            let mut staging = outputs.stage();
+            let mut out = staging.create(&record.path)?;
+            std::io::copy(&mut std::fs::File::open(&rebuilt)?, &mut out)
+                .with_context(|| format!("uploading {}", outputs.display_join(&record.path)))?;
+            out.finish()?;
+            staging.publish()?;
+            report.rebuilt.push(record);
+            continue;
+        };
         let target = root.join(&record.path);
         let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -165,6 +165,23 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
             .collect()
     }
 
+    /// Deletes `key` from `bucket` (unsigned; a server without auth).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let encoded: String = key
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = self
+            .request("DELETE", &format!("/{bucket}/{encoded}"))
+            .expect("the S3 server answers");
+        assert_eq!(status, 204, "deleting {key}: {body}");
+    }
+
     /// The environment a client needs: credentials, region and endpoint.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
