@@ -49,6 +49,29 @@ fn run_args<'a>(input: &'a Path, outputs: &'a str, extra: &[&'a str]) -> Vec<&'a
     args
 }
 
+/// `run --synthetic` of `limit` ticks at full speed, its injected anomalies in `truth`.
+fn synthetic_args<'a>(
+    truth: &'a Path,
+    outputs: &'a str,
+    limit: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--synthetic",
+        "--limit",
+        limit,
+        "--speed",
+        "max",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--outputs",
+        outputs,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A JSON-lines input of synthetic ticks, with a few lines that are dead-lettered.
 fn input(dir: &Path, count: usize) -> std::path::PathBuf {
     let path = dir.join("ticks.jsonl");
@@ -285,22 +308,8 @@ fn score_and_the_dashboards_history_read_the_outputs_from_the_bucket() {
     let disk = dir.path().join("disk");
     let url = format!("s3://{bucket}/synthetic");
     for outputs in [disk.to_str().unwrap(), url.as_str()] {
-        let out = run(
-            server,
-            &[
-                "run",
-                "--synthetic",
-                "--limit",
-                "30000",
-                "--speed",
-                "max",
-                "--truth",
-                truth.to_str().unwrap(),
-                "--outputs",
-                outputs,
-                "--no-dashboard",
-            ],
-        );
+        let args = synthetic_args(&truth, outputs, "30000", &["--no-dashboard"]);
+        let out = run(server, &args);
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let score = |outputs: &str| {
@@ -324,22 +333,10 @@ fn score_and_the_dashboards_history_read_the_outputs_from_the_bucket() {
     // A run over a finished prefix resumes with nothing to do and serves the dashboard, whose
     // history comes from the bucket.
     let port = stockstream_testkit::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
     let mut child = command(
         server,
-        &[
-            "run",
-            "--synthetic",
-            "--limit",
-            "30000",
-            "--speed",
-            "max",
-            "--truth",
-            truth.to_str().unwrap(),
-            "--outputs",
-            &url,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
+        &synthetic_args(&truth, &url, "30000", &["--listen", &listen]),
     )
     .env("RUST_LOG", "info")
     .stdout(Stdio::null())
@@ -383,26 +380,14 @@ fn a_file_larger_than_a_part_streams_as_a_multipart_upload_and_reads_back_whole(
     let url = format!("s3://{bucket}/large");
     // One commit of 300,000 ticks in one day: an enriched file of about 16 MB, two parts.
     for outputs in [disk.to_str().unwrap(), url.as_str()] {
-        let out = run(
-            server,
-            &[
-                "run",
-                "--synthetic",
-                "--limit",
-                "300000",
-                "--rate",
-                "20",
-                "--speed",
-                "max",
-                "--commit-records",
-                "10000000",
-                "--truth",
-                truth.to_str().unwrap(),
-                "--outputs",
-                outputs,
-                "--no-dashboard",
-            ],
-        );
+        let extra = [
+            "--rate",
+            "20",
+            "--commit-records",
+            "10000000",
+            "--no-dashboard",
+        ];
+        let out = run(server, &synthetic_args(&truth, outputs, "300000", &extra));
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let log = server.log();

@@ -2,7 +2,6 @@
 //! from there. Replaced atomically after every commit's files are in place.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -95,14 +94,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Self::parse(&bytes, &path.display().to_string()).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        }
-    }
-
     /// A checkpoint read from `shown` (a path or URL, for messages).
     pub fn parse(bytes: &[u8], shown: &str) -> anyhow::Result<Self> {
         let checkpoint: Checkpoint = parse_json(bytes, shown, "stockstream checkpoint")?;
@@ -117,12 +108,9 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         json_bytes(self)
     }
-
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        save_json(self, path)
-    }
 }
 
+/// A JSON state file's contents, read from `shown` (a path or URL, for messages).
 pub(crate) fn parse_json<T: DeserializeOwned>(
     bytes: &[u8],
     shown: &str,
@@ -132,26 +120,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
         .map_err(|e| anyhow::anyhow!("{shown} is not a {what} ({e}); move it away to start over"))
 }
 
+/// A JSON state file's contents, pretty-printed with a final newline.
 pub(crate) fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
     bytes.push(b'\n');
     bytes
-}
-
-/// Reads a JSON state file (a checkpoint); `None` when there is none.
-pub fn load_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<Option<T>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    };
-    parse_json(&bytes, &path.display().to_string(), what).map(Some)
-}
-
-/// Replaces a JSON state file atomically (see [`crate::commit::replace_file`]).
-pub fn save_json<T: Serialize>(value: &T, path: &Path) -> anyhow::Result<()> {
-    crate::commit::replace_file(path, &json_bytes(value))
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// FNV-1a 64 over records, each followed by a separator byte.

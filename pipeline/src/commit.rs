@@ -199,35 +199,6 @@ impl Staged {
         Ok(BufWriter::with_capacity(1 << 16, file))
     }
 
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Final paths of the staged files.
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.files.iter().map(|(_, path)| path.as_path())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
-    /// Like [`publish`](Self::publish), and returns what the checkpoint keeps of each file
-    /// (path under `root`, size, SHA-256), so that a deleted or altered file is noticed.
-    pub fn publish_recorded(self, root: &Path) -> io::Result<Vec<FileRecord>> {
-        let mut records = Vec::with_capacity(self.files.len());
-        for (temp, final_path) in &self.files {
-            let (bytes, sha256) = digest(temp)?;
-            records.push(FileRecord {
-                path: relative_name(root, final_path),
-                bytes,
-                sha256,
-            });
-        }
-        self.publish(root)?;
-        Ok(records)
-    }
-
     /// Makes every staged file durable, then renames them into place and makes the renames
     /// durable.
     pub fn publish(self, root: &Path) -> io::Result<()> {

@@ -132,7 +132,8 @@ pub fn rebuild(
     }
     let report = crate::run::run(&rerun, stop, on_event);
     let result = report.and_then(|report| {
-        let rerun_checkpoint = Checkpoint::load(&scratch.join(checkpoint::FILE_NAME))?
+        let rerun_checkpoint = Outputs::from(scratch.as_path())
+            .load_checkpoint()?
             .context("the rerun committed nothing")?;
         anyhow::ensure!(
             rerun_checkpoint.chains == checkpoint.chains,

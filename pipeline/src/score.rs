@@ -115,30 +115,11 @@ pub fn read_truth(path: &Path) -> anyhow::Result<Vec<TruthRow>> {
     Ok(rows)
 }
 
-/// Every Parquet part file of a stream, in partition then input order.
+/// Every Parquet part file of a stream under a local outputs directory, in partition then
+/// input order.
 pub fn part_files(outputs: &Path, stream: Stream) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = outputs.join(stream.dir());
-    let mut files = Vec::new();
-    let mut stack = vec![dir.clone()];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", dir.display())),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else if name.starts_with("part-") && name.ends_with(".parquet") {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    let files = Outputs::from(outputs).part_files(stream.dir())?;
+    Ok(files.iter().map(|f| outputs.join(f)).collect())
 }
 
 /// `(symbol, ts)` of every row of a tick stream (enriched or anomalies), on disk or in an

@@ -376,8 +376,7 @@ fn attempt(
             .with_context(|| format!("cannot go on with {root}"))?;
     }
     if let Some(previous) = &previous {
-        let files = root.committed_files(previous)?;
-        let problems = root.check_files(files, false)?;
+        let problems = root.damaged_committed_files(previous)?;
         if let Some((first, _)) = problems.first() {
             anyhow::bail!(
                 "{} of the files committed in {root} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {root}` lists them; restore them, or remove the outputs to start over",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::object::ObjectOutputs;
@@ -59,14 +59,7 @@ pub(super) fn acquire(outputs: Arc<ObjectOutputs>) -> anyhow::Result<Lease> {
     };
     let body = serde_json::to_vec(&me).expect("serialisable");
     for _ in 0..5 {
-        let created = outputs.block_on(outputs.store().put_opts(
-            &path,
-            PutPayload::from(body.clone()),
-            PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            },
-        ));
+        let created = put(&outputs, &body, PutMode::Create);
         let taken = match created {
             Ok(result) => Some(result),
             Err(
@@ -105,17 +98,14 @@ pub(super) fn acquire(outputs: Arc<ObjectOutputs>) -> anyhow::Result<Lease> {
                         LEASE.as_secs()
                     );
                 }
-                let replaced = outputs.block_on(outputs.store().put_opts(
-                    &path,
-                    PutPayload::from(body.clone()),
-                    PutOptions {
-                        mode: PutMode::Update(UpdateVersion {
-                            e_tag: meta.e_tag,
-                            version: meta.version,
-                        }),
-                        ..PutOptions::default()
-                    },
-                ));
+                let replaced = put(
+                    &outputs,
+                    &body,
+                    PutMode::Update(UpdateVersion {
+                        e_tag: meta.e_tag,
+                        version: meta.version,
+                    }),
+                );
                 match replaced {
                     Ok(result) => {
                         tracing::warn!(
@@ -174,29 +164,33 @@ pub(super) fn acquire(outputs: Arc<ObjectOutputs>) -> anyhow::Result<Lease> {
     )
 }
 
+/// Writes the lease object with `mode` (create, or replace a version).
+fn put(outputs: &ObjectOutputs, body: &[u8], mode: PutMode) -> object_store::Result<PutResult> {
+    outputs.block_on(outputs.store().put_opts(
+        &outputs.path(LOCK_NAME),
+        PutPayload::from(body.to_vec()),
+        PutOptions {
+            mode,
+            ..PutOptions::default()
+        },
+    ))
+}
+
 fn renew(
     outputs: &ObjectOutputs,
     shared: &Mutex<Renewal>,
     body: &[u8],
     stopped: &mpsc::Receiver<()>,
 ) {
-    let path = outputs.path(LOCK_NAME);
     loop {
         match stopped.recv_timeout(LEASE / 3) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let version = shared.lock().expect("not poisoned").version.clone();
-        let put = outputs.block_on(outputs.store().put_opts(
-            &path,
-            PutPayload::from(body.to_vec()),
-            PutOptions {
-                mode: PutMode::Update(version),
-                ..PutOptions::default()
-            },
-        ));
+        let renewed = put(outputs, body, PutMode::Update(version));
         let mut renewal = shared.lock().expect("not poisoned");
-        match put {
+        match renewed {
             Ok(result) => {
                 renewal.version = UpdateVersion {
                     e_tag: result.e_tag,

@@ -236,6 +236,25 @@ impl Outputs {
         }
     }
 
+    /// The committed files (see [`committed_files`](Self::committed_files)) that are missing
+    /// or altered, checked by size: what a resume checks on every start. On disk the manifest
+    /// is streamed, so memory does not grow with the number of commits.
+    pub fn damaged_committed_files(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> anyhow::Result<Vec<(FileRecord, FileProblem)>> {
+        match self {
+            Outputs::Local(path) => {
+                commit::trim_manifest(path, checkpoint.manifest_bytes)
+                    .with_context(|| format!("trimming {}", commit::MANIFEST))?;
+                commit::read_manifest(path, checkpoint.manifest_len)
+                    .and_then(|records| commit::check_files(path, records, false))
+                    .with_context(|| format!("checking the files of {self}"))
+            }
+            Outputs::Object(store) => store.check_files(store.committed_files(checkpoint)?, false),
+        }
+    }
+
     /// Which of `records` are missing or altered: by size (cheap enough for every start), and
     /// by SHA-256 as well when `deep`.
     pub fn check_files(
