@@ -446,6 +446,53 @@ fn materialize_equals_transform_and_run_and_drops_invalid_ticks_in_the_broker() 
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
 }
 
+/// Bounded fetches (issue 15): the SPU runs the chains over one fetch's worth of input at a
+/// time and cuts every fetch; the batch at each cut comes again and the modules answer it from
+/// their last call, so nothing is counted twice. Before, a cut fetch ran its last batch through
+/// the stateful modules twice. A fetch too small for one batch's output is refused by name.
+#[test]
+fn bounded_fetches_give_exactly_what_transform_gives() {
+    let Some(cluster) = cluster("bounded_fetches") else {
+        return;
+    };
+    setup(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ticks.jsonl");
+    let lines = write_ticks(&input, 20_000, 23, 5.0);
+    produce_file(&cluster, &input);
+    let expected = transform_all(&input, dir.path());
+    let outputs = dir.path().join("materialized");
+    let report = stderr(&materialize(
+        &cluster,
+        &outputs,
+        &["--fetch-bytes", "256KiB"],
+    ));
+    assert!(
+        report.contains("every lane read its input to the end"),
+        "{report}"
+    );
+    assert_topics_match(&cluster, &expected);
+    assert_eq!(read_topic(&cluster, "stock-enriched").len(), lines.len());
+
+    let refused = stockstream(&[
+        "materialize",
+        "--fluvio",
+        &cluster.endpoint,
+        "--outputs",
+        dir.path().join("too-small").to_str().unwrap(),
+        "--fetch-bytes",
+        "4KiB",
+        "--idle-exit",
+        "5s",
+    ]);
+    assert!(!refused.status.success(), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(
+        text.contains("--fetch-bytes") && text.contains("partition 0 of stock-ticks"),
+        "{text}"
+    );
+}
+
 #[test]
 fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     let Some(cluster) = cluster("materialize_resumes") else {
@@ -969,9 +1016,9 @@ fn six_million_ticks_through_the_chains_in_an_spu_with_flat_memory() {
     // materialize gets through the whole partition.
     let dir = tempfile::tempdir().unwrap();
     let outputs = dir.path().join("out");
-    // A long idle limit: idle time counts from the start, and the first records of a
-    // partition this long take a while (the cluster-at-scale issue bounds that).
-    ok(
+    // A short idle limit: it only counts once every lane has read its partition to the end
+    // (issue 15: with a 5 s limit, two runs of four exited 0 with the 6M ticks unread).
+    let report = ok(
         stockstream(&[
             "materialize",
             "--fluvio",
@@ -979,9 +1026,14 @@ fn six_million_ticks_through_the_chains_in_an_spu_with_flat_memory() {
             "--outputs",
             outputs.to_str().unwrap(),
             "--idle-exit",
-            "90s",
+            "2s",
         ]),
         "stockstream materialize",
+    );
+    assert!(
+        stderr(&report).contains("every lane read its input to the end"),
+        "{}",
+        stderr(&report)
     );
     let checkpoint: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(outputs.join("_materialize.json")).unwrap())

@@ -9,13 +9,15 @@
 
 pub mod derived;
 pub mod materialize;
+pub mod ready;
 pub mod setup;
 pub mod topics;
 
 pub use producer::sinks::fluvio::{connect, ClusterTarget};
 
-/// `max_bytes` of every consumer here. With fluvio 0.50, a response cut at `max_bytes` loses
-/// the records of the batch it cuts (the reader resumes after it), and an SPU that cuts a
-/// chain's output has already run the cut input through the chain and runs it again on the
-/// next fetch, so stateful modules count those ticks twice: never cut.
+/// `max_bytes` of the consumers here that read a topic without a chain (the dashboard's
+/// follow, an offset lookup from the end). With fluvio 0.50, such a response cut at `max_bytes`
+/// loses the records of the batch it cuts (the reader resumes after it): never cut them. The
+/// chains of `materialize` read in bounded fetches instead (`--fetch-bytes`), which the modules
+/// make exact (see `materialize::invocations_reporting`).
 pub const READ_MAX_BYTES: i32 = i32::MAX;

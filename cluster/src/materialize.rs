@@ -66,6 +66,8 @@ use stockstream_pipeline::run::write_parquet_files;
 use stockstream_pipeline::store::{Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
 use stockstream_runner::ChainSpec;
+use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM};
+use stockstream_smartmodule::read_progress;
 
 use crate::topics;
 
@@ -93,7 +95,21 @@ pub struct MaterializeConfig {
     pub alert_cooldown_ms: i64,
     /// Event-time granularity of the output partitions (kept by a resume).
     pub partition: PartitionBy,
+    /// Most bytes of chain output one fetch carries: what bounds the memory of a fetch in
+    /// the SPU and here, whatever the partition's length (see [`invocations`]).
+    pub fetch_bytes: u32,
+    /// How long to wait for the SPUs to have the modules before giving up.
+    pub wait_spus: Duration,
 }
+
+/// Default of [`MaterializeConfig::fetch_bytes`]: far above one input batch's output (a
+/// producer batch is at most 1 MB by default; enriched records are about 4x the raw tick).
+pub const DEFAULT_FETCH_BYTES: u32 = 16 << 20;
+
+/// With `--idle-exit`, a run whose lanes have not all read their input to its end gives up
+/// when the SPU has reported no progress on some lane for this long (or the idle time, if
+/// longer), and says how far each lane got.
+const STALL: Duration = Duration::from_secs(60);
 
 impl MaterializeConfig {
     pub fn new(outputs: impl Into<Outputs>, transforms_dir: PathBuf) -> Self {
@@ -106,6 +122,8 @@ impl MaterializeConfig {
             idle_exit: None,
             alert_cooldown_ms: DEFAULT_COOLDOWN_MS,
             partition: PartitionBy::Auto,
+            fetch_bytes: DEFAULT_FETCH_BYTES,
+            wait_spus: crate::ready::DEFAULT_WAIT,
         }
     }
 }
@@ -172,6 +190,8 @@ pub struct Report {
     /// Where the files went (a directory or an object store prefix).
     pub outputs: String,
     pub elapsed: Duration,
+    /// With `--idle-exit`: every lane had read its input partition to the end measured then.
+    pub caught_up: bool,
 }
 
 impl std::fmt::Display for Report {
@@ -185,7 +205,7 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits under {} in {:.2} s",
+            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits under {} in {:.2} s{}",
             self.partitions,
             self.records.values().sum::<u64>(),
             list(&self.records),
@@ -193,7 +213,12 @@ impl std::fmt::Display for Report {
             self.already_produced,
             self.commits,
             self.outputs,
-            self.elapsed.as_secs_f64()
+            self.elapsed.as_secs_f64(),
+            if self.caught_up {
+                "; every lane read its input to the end"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -212,6 +237,10 @@ impl Partitioner for FixedPartition {
 struct Lane {
     stream: Stream,
     partition: u32,
+    /// The topic the chain reads.
+    source: String,
+    /// The offset after the last input batch the SPU reported done (its progress records).
+    read_to: u64,
     position: LanePosition,
     /// Records still to come that were committed before (the replay of the partition).
     skip: u64,
@@ -249,6 +278,12 @@ pub async fn materialize(
         format!("cooldown {} ms", config.alert_cooldown_ms),
     );
     let partitions = topic_partitions(fluvio, &config.raw_topic).await?;
+    let mut modules: Vec<String> = specs
+        .iter()
+        .flat_map(|(_, spec)| spec.steps.iter().map(|s| s.uses.clone()))
+        .collect();
+    modules.sort();
+    modules.dedup();
     for (_, topic) in topics::DERIVED {
         let have = topic_partitions(fluvio, topic).await?;
         anyhow::ensure!(
@@ -257,6 +292,15 @@ pub async fn materialize(
             config.raw_topic
         );
     }
+
+    let waited = crate::ready::wait_for_modules(
+        fluvio,
+        &[&config.raw_topic, topics::derived(Stream::Enriched)],
+        &modules,
+        config.wait_spus,
+    )
+    .await?;
+    tracing::debug!(waited_s = waited.as_secs_f64(), "the SPUs have the modules");
 
     let checkpoint_path = root.display_join(CHECKPOINT_FILE);
     let loaded: Option<Checkpoint> = root.load_json(CHECKPOINT_FILE, "materializer checkpoint")?;
@@ -366,15 +410,15 @@ pub async fn materialize(
                         .topic(source.clone())
                         .partition(partition)
                         .offset_start(Offset::beginning())
-                        // An SPU that cuts a chain's output at max_bytes has already run the
-                        // cut input through the chain, and runs it again on the next fetch:
-                        // stateful modules would count those ticks twice.
-                        .max_bytes(crate::READ_MAX_BYTES)
+                        // Bounded: the SPU runs the chain over one fetch's worth of input at a
+                        // time. The batch at a cut is sent again and the modules answer it
+                        // from their last call (`stockstream_smartmodule::entry::LastCall`).
+                        .max_bytes(config.fetch_bytes as i32)
                         // The client would reconnect from after the last record's offset, which
                         // after a filtered tick is not its input's; the new stream would start
                         // a fresh chain mid-partition. Fail instead: a restart resumes exactly.
                         .retry_mode(RetryMode::Disabled)
-                        .smartmodule(invocations(spec))
+                        .smartmodule(invocations_reporting(spec, config.fetch_bytes))
                         .build()
                         .context("consumer settings")?,
                 )
@@ -401,6 +445,8 @@ pub async fn materialize(
             lanes.push(Lane {
                 stream: *stream,
                 partition,
+                source: source.clone(),
+                read_to: 0,
                 skip: position.produced,
                 position,
                 already,
@@ -459,6 +505,8 @@ pub async fn materialize(
         count: 0,
     };
     let mut last_record = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut last_end_check: Option<Instant> = None;
     let mut failure = None;
     let mut merged = select_all(streams);
     let mut timer = Box::pin(sleep(Duration::from_millis(200)));
@@ -466,11 +514,30 @@ pub async fn materialize(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if config
-            .idle_exit
-            .is_some_and(|idle| last_record.elapsed() >= idle)
-        {
-            break;
+        if let Some(idle) = config.idle_exit {
+            let checked_lately =
+                last_end_check.is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+            if last_record.elapsed() >= idle && !checked_lately {
+                last_end_check = Some(Instant::now());
+                // What this process sent to stock-enriched must be there before the anomalies
+                // lane can be said to have read it.
+                if commits.records > 0 {
+                    commits.commit(&lanes, &alert_lanes).await?;
+                }
+                let behind = lanes_behind(fluvio, &lanes).await?;
+                if behind.is_empty() {
+                    report.caught_up = true;
+                    break;
+                }
+                if last_progress.elapsed() >= idle.max(STALL) {
+                    failure = Some(anyhow::anyhow!(
+                        "no progress from the SPU for {:.0} s while lanes are behind their input: {}; everything before is committed",
+                        last_progress.elapsed().as_secs_f64(),
+                        behind.join(", ")
+                    ));
+                    break;
+                }
+            }
         }
         let due = match select(merged.next(), &mut timer).await {
             Either::Left((Some((index, item)), _)) => {
@@ -480,9 +547,11 @@ pub async fn materialize(
                     Some(Ok(record)) => record,
                     Some(Err(e)) => {
                         failure = Some(anyhow::anyhow!(
-                            "the {} chain failed on partition {} in the SPU: {e} (are the modules registered? `stockstream setup`)",
+                            "the {} chain failed in the SPU on partition {} of {}, in the input from offset {} on (every batch before it is done and committed): {e}",
                             lane.stream.name(),
-                            lane.partition
+                            lane.partition,
+                            lane.source,
+                            lane.read_to
                         ));
                         break;
                     }
@@ -496,6 +565,12 @@ pub async fn materialize(
                     }
                 };
                 let lane = &mut lanes[index];
+                let key = record.record.key.as_ref().map(|k| k.as_ref());
+                if let Some((_, end)) = read_progress(key, record.record.value.as_ref()) {
+                    lane.read_to = lane.read_to.max(end.max(0) as u64);
+                    last_progress = Instant::now();
+                    continue;
+                }
                 if lane.skip > 0 {
                     lane.skip -= 1;
                     *report.replayed.entry(lane.stream.name()).or_default() += 1;
@@ -689,6 +764,44 @@ fn fingerprint(spec: &ChainSpec) -> String {
         .join(" | ")
 }
 
+/// [`invocations`] plus the reserved parameters of a bounded, observable read
+/// (`stockstream_smartmodule::Session`): every module may mark each input batch's end (only the
+/// first one does; the others pass its mark on), and the last refuses to give one fetch more
+/// output than `fetch_bytes` (an SPU would drop such a fetch without a word).
+pub fn invocations_reporting(spec: &ChainSpec, fetch_bytes: u32) -> Vec<SmartModuleInvocation> {
+    let mut chain = invocations(spec);
+    let last = chain.len().saturating_sub(1);
+    for (i, invocation) in chain.iter_mut().enumerate() {
+        invocation
+            .params
+            .insert(PROGRESS_PARAM.to_owned(), "true".to_owned());
+        if i == last {
+            invocation
+                .params
+                .insert(MAX_OUTPUT_PARAM.to_owned(), fetch_bytes.to_string());
+        }
+    }
+    chain
+}
+
+/// The lanes that have not read their input partition to its end, as text.
+async fn lanes_behind(fluvio: &Fluvio, lanes: &[Lane]) -> anyhow::Result<Vec<String>> {
+    let mut behind = Vec::new();
+    for lane in lanes {
+        let end = end_offset(fluvio, &lane.source, lane.partition).await?;
+        if lane.read_to < end {
+            behind.push(format!(
+                "the {} chain read partition {} of {} to offset {} of {end}",
+                lane.stream.name(),
+                lane.partition,
+                lane.source,
+                lane.read_to
+            ));
+        }
+    }
+    Ok(behind)
+}
+
 /// The chain as SmartModule invocations, as `fluvio consume --transforms-file` sends them but
 /// without `lookback` (see the module documentation).
 pub fn invocations(spec: &ChainSpec) -> Vec<SmartModuleInvocation> {
@@ -727,13 +840,29 @@ pub async fn topic_partitions(fluvio: &Fluvio, topic: &str) -> anyhow::Result<u3
 
 /// The next offset of a partition (its number of records, retention aside).
 pub async fn end_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
-    let last = offset_at(fluvio, topic, partition, Offset::from_end(1)).await?;
+    // From the end, the SPU sends only the last batch.
+    let last = offset_at(
+        fluvio,
+        topic,
+        partition,
+        Offset::from_end(1),
+        crate::READ_MAX_BYTES,
+    )
+    .await?;
     Ok(last.map_or(0, |offset| offset as u64 + 1))
 }
 
 /// The first offset a partition still holds (0 unless retention removed records).
 pub async fn first_offset(fluvio: &Fluvio, topic: &str, partition: u32) -> anyhow::Result<u64> {
-    let first = offset_at(fluvio, topic, partition, Offset::beginning()).await?;
+    let first = offset_at(
+        fluvio,
+        topic,
+        partition,
+        Offset::beginning(),
+        // Not the whole partition for one offset: the first batch is far smaller.
+        DEFAULT_FETCH_BYTES as i32,
+    )
+    .await?;
     Ok(first.map_or(0, |offset| offset as u64))
 }
 
@@ -743,6 +872,7 @@ async fn offset_at(
     topic: &str,
     partition: u32,
     start: Offset,
+    max_bytes: i32,
 ) -> anyhow::Result<Option<i64>> {
     let mut stream = fluvio
         .consumer_with_config(
@@ -751,7 +881,7 @@ async fn offset_at(
                 .partition(partition)
                 .offset_start(start)
                 .disable_continuous(true)
-                .max_bytes(crate::READ_MAX_BYTES)
+                .max_bytes(max_bytes)
                 .build()
                 .context("consumer settings")?,
         )

@@ -101,6 +101,8 @@ pub struct SetupConfig {
     pub raw_topic: String,
     /// Where the built .wasm modules are.
     pub wasm: WasmLocator,
+    /// How long to wait for every SPU serving the topics to have the modules.
+    pub wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,8 @@ pub struct SetupReport {
     pub topics: Vec<(String, Action)>,
     /// `group/name@version` and what happened.
     pub modules: Vec<(String, Action)>,
+    /// How long the SPUs took to have every module.
+    pub spus_ready_after: std::time::Duration,
 }
 
 impl fmt::Display for SetupReport {
@@ -138,7 +142,11 @@ impl fmt::Display for SetupReport {
         for (name, action) in &self.modules {
             writeln!(f, "smartmodule {name}: {action}")?;
         }
-        Ok(())
+        writeln!(
+            f,
+            "every SPU serving the topics has the modules (waited {:.1} s)",
+            self.spus_ready_after.as_secs_f64()
+        )
     }
 }
 
@@ -167,6 +175,12 @@ pub async fn setup(fluvio: &Fluvio, config: &SetupConfig) -> anyhow::Result<Setu
         let action = ensure_module(&admin, package.clone(), &raw).await?;
         report.modules.push((package.fqdn(), action));
     }
+    // The SC has the modules now; the SPUs learn of them a little later. A materialize started
+    // right after setup (what compose and a user do) must not meet a missing module.
+    let topics: Vec<&str> = report.topics.iter().map(|(t, _)| t.as_str()).collect();
+    let modules: Vec<String> = report.modules.iter().map(|(m, _)| m.clone()).collect();
+    report.spus_ready_after =
+        crate::ready::wait_for_modules(fluvio, &topics, &modules, config.wait).await?;
     Ok(report)
 }
 

@@ -359,10 +359,18 @@ pub fn smartmodule_batch(data: &[u8]) {
     // A map module that hands every record on as it is: the output must carry them all.
     let mut out = Vec::new();
     let mut scratch = Scratch::new();
-    let status = entry::map(input, version, &mut out, &mut scratch, |record, emit| {
-        emit.value().extend_from_slice(record.value);
-        Ok(())
-    });
+    let session = stockstream_smartmodule::Session::default();
+    let status = entry::map(
+        input,
+        version,
+        &mut out,
+        &session,
+        &mut scratch,
+        |record, emit| {
+            emit.value().extend_from_slice(record.value);
+            Ok(())
+        },
+    );
     assert!(status >= 0, "map on an accepted input: status {status}");
     let output = SmartModuleOutput::decode_from(&mut Cursor::new(&out), version)
         .expect("fluvio-protocol reads the module's output");

@@ -381,6 +381,20 @@ impl Chain {
         Ok(output)
     }
 
+    /// Runs one stored batch through the chain as an SPU does (fluvio 0.50): whole, at its own
+    /// base offset, a module's failure ending it. An SPU sends the same batch twice in a row
+    /// when it cut a fetch there; this is how the tests send it again.
+    pub fn process_stored_batch(
+        &mut self,
+        records: &[Record],
+        base_offset: Offset,
+    ) -> anyhow::Result<(Vec<Record>, Option<String>)> {
+        let input = SmartModuleInput::new(encode_batch(records)?, base_offset, 0);
+        let result = self.instance.process(input)?;
+        self.next_offset = self.next_offset.max(base_offset + records.len() as Offset);
+        Ok((result.successes, result.error.map(|e| e.hint)))
+    }
+
     /// What each module has cost since the last call (the engine's metrics, which it resets).
     pub fn take_costs(&mut self) -> Vec<ModuleCost> {
         let mut costs: Vec<ModuleCost> = self

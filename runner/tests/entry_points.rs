@@ -388,3 +388,77 @@ fn the_return_basis_runs_in_the_built_modules_fused_or_not_and_a_mismatch_fails_
         "{bad}"
     );
 }
+
+/// Each part of `input` as one stored batch, at consecutive offsets, through `chain`.
+fn stored_batches(chain: &mut Chain, parts: &[&[Vec<u8>]]) -> Vec<Vec<Vec<u8>>> {
+    let mut offset = 0;
+    parts
+        .iter()
+        .map(|part| {
+            let (out, error) = chain.process_stored_batch(&records(part), offset).unwrap();
+            assert_eq!(error, None);
+            offset += part.len() as i64;
+            values(&out)
+        })
+        .collect()
+}
+
+/// What an SPU does at a fetch cut (fluvio 0.50): the batch at the cut has gone through the
+/// chain, its output is dropped, and the next fetch sends the batch again. The stateful modules
+/// must answer it from their last call: run twice, its ticks would be counted twice and every
+/// later statistic would differ.
+#[test]
+fn a_batch_sent_again_right_after_gets_the_same_output_and_is_counted_once() {
+    let input = ticks(3_000, 17);
+    let parts: Vec<&[Vec<u8>]> = input.chunks(1_000).collect();
+    for file in ["enriched.yaml", "bars-5m.yaml"] {
+        let yaml = transforms(file);
+        let want = stored_batches(&mut chain(&yaml), &parts);
+        assert!(!want[2].is_empty(), "{file}: nothing to compare");
+
+        let mut cut = chain(&yaml);
+        let before = stored_batches(&mut cut, &parts[..2]);
+        let (again, _) = cut.process_stored_batch(&records(parts[1]), 1_000).unwrap();
+        assert_eq!(values(&again), before[1], "{file}: the batch sent again");
+        let (after, _) = cut.process_stored_batch(&records(parts[2]), 2_000).unwrap();
+        assert_eq!(values(&after), want[2], "{file}: the batch after the cut");
+    }
+}
+
+/// The reserved parameters of `stockstream materialize`: the first module marks the end of each
+/// stored batch (filtered records included), the others pass the mark on, and no module sees it.
+#[test]
+fn progress_marks_close_every_batch_and_change_nothing_else() {
+    let mut input = ticks(600, 29);
+    input[599] = b"not a tick".to_vec();
+    let parts: Vec<&[Vec<u8>]> = input.chunks(200).collect();
+    let yaml = transforms("enriched.yaml");
+    let plain = stored_batches(&mut chain(&yaml), &parts);
+
+    let mut marked_spec = spec(&yaml);
+    for step in &mut marked_spec.steps {
+        step.params
+            .insert("stockstream.progress".to_owned(), "true".to_owned());
+    }
+    let wasm = WasmLocator::new(None, Some(&repo_root()));
+    let mut marked = marked_spec.instantiate(&SmartEngine::new(), &wasm).unwrap();
+    let mut offset = 0i64;
+    for (part, want) in parts.iter().zip(&plain) {
+        let (out, error) = marked.process_stored_batch(&records(part), offset).unwrap();
+        assert_eq!(error, None);
+        let (mark, data) = out.split_last().unwrap();
+        assert_eq!(
+            stockstream_smartmodule::read_progress(
+                mark.key.as_ref().map(|k| k.as_ref()),
+                mark.value.as_ref()
+            ),
+            Some((offset, offset + part.len() as i64))
+        );
+        assert_eq!(
+            &values(data),
+            want,
+            "the data records are those of a plain chain"
+        );
+        offset += part.len() as i64;
+    }
+}

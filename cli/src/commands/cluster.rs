@@ -33,6 +33,9 @@ pub struct SetupArgs {
     /// Directory holding the built .wasm modules (default: the workspace's build output).
     #[arg(long, value_name = "DIR")]
     wasm_dir: Option<PathBuf>,
+    /// How long to wait for every SPU serving the topics to have the modules.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_interval)]
+    wait_spus: Duration,
 }
 
 pub fn run_setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +44,7 @@ pub fn run_setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         replication: args.replication,
         raw_topic: args.topic,
         wasm: wasm_locator(args.wasm_dir),
+        wait: args.wait_spus,
     };
     let target = args.fluvio.target();
     let report = run_block_on(async {
@@ -83,7 +87,40 @@ pub struct MaterializeArgs {
     /// Event-time partitions of the output files: hour, day, month, year, or auto (as `run`).
     #[arg(long, default_value = "auto", value_name = "GRANULARITY")]
     partition: PartitionBy,
+    /// Most bytes one fetch of a chain's output may carry (bounds the memory of each fetch,
+    /// in the SPU and here). One input batch's output must fit.
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_fetch_bytes)]
+    fetch_bytes: u32,
+    /// How long to wait for the SPUs to have the modules before giving up.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_interval)]
+    wait_spus: Duration,
 }
+
+/// A byte size: a number with an optional KiB or MiB (64KiB, 16MiB, 1048576).
+fn parse_fetch_bytes(text: &str) -> Result<u32, String> {
+    let (digits, unit) = match text.strip_suffix("MiB") {
+        Some(d) => (d, 1u64 << 20),
+        None => match text.strip_suffix("KiB") {
+            Some(d) => (d, 1u64 << 10),
+            None => (text, 1),
+        },
+    };
+    let bytes = digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a size (64KiB, 16MiB or a number of bytes)"))?;
+    if !(MIN_FETCH_BYTES..=MAX_FETCH_BYTES).contains(&bytes) {
+        return Err(format!(
+            "{text} is outside 4KiB..=1024MiB (the fetch size bounds memory; an input batch's output must fit in it)"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
+const MIN_FETCH_BYTES: u64 = 4 << 10;
+const MAX_FETCH_BYTES: u64 = 1 << 30;
 
 pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     let (stop, signal) = install_stop_signals()?;
@@ -97,6 +134,8 @@ pub fn run_materialize(args: MaterializeArgs) -> anyhow::Result<ExitCode> {
     config.idle_exit = args.idle_exit;
     config.alert_cooldown_ms = args.alert_cooldown;
     config.partition = args.partition;
+    config.fetch_bytes = args.fetch_bytes;
+    config.wait_spus = args.wait_spus;
     let target = args.fluvio.target();
     let report = run_block_on(async {
         let fluvio = connect(&target).await?;

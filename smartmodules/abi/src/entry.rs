@@ -15,6 +15,122 @@ use fluvio_smartmodule::dataplane::smartmodule::{
 
 use crate::wire::{Batch, InputRecord, OutputKey, OutputWriter, WireError};
 
+/// Key of the record that closes a batch's output when [`Session::progress`] is on. A NUL byte
+/// keeps it apart from every symbol (spec: `A-Z a-z 0-9 . _ : -`) and from any key a person
+/// types.
+pub const PROGRESS_KEY: &[u8] = b"\0stockstream.progress";
+
+/// Reserved parameter: mark each batch's end in its output (see [`Session`]).
+pub const PROGRESS_PARAM: &str = "stockstream.progress";
+
+/// Reserved parameter: the most bytes of output one input batch may give.
+pub const MAX_OUTPUT_PARAM: &str = "stockstream.max_output";
+
+/// What a consumer asked of this instance through the reserved `stockstream.*` parameters.
+/// The modules ignore parameters they do not know, so the same `.wasm` serves
+/// `fluvio consume --transforms`, the in-process engine and `stockstream materialize`.
+///
+/// Both exist for a consumer that reads a partition through the chain in an SPU in bounded
+/// fetches (`stockstream materialize`):
+/// - the SPU only answers a fetch when the chain emitted something, so a consumer cannot tell
+///   "processed, no output" from "not processed yet". With `progress`, the first module of the
+///   chain appends to every batch's output a record keyed [`PROGRESS_KEY`] whose value is the
+///   batch's first offset and the offset after its last (two big-endian i64); the modules after
+///   it pass that record on untouched, after their own output of the batch;
+/// - an SPU (fluvio 0.50) drops, without a word, everything it read in a fetch when the output
+///   of the first batch with output is larger than the consumer's `max_bytes`. With
+///   `max_output`, such a batch fails with a message instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Session {
+    pub progress: bool,
+    pub max_output: Option<usize>,
+}
+
+impl Session {
+    /// Reads the reserved parameters; other parameters are the module's.
+    pub fn from_params(params: &SmartModuleExtraParams) -> Result<Self> {
+        let progress = match params.get(PROGRESS_PARAM).map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(fluvio_smartmodule::eyre!(
+                "invalid value {other:?} for parameter `{PROGRESS_PARAM}`: expected true or false"
+            ))
+            }
+        };
+        let max_output = match params.get(MAX_OUTPUT_PARAM) {
+            None => None,
+            Some(value) => Some(value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
+                || {
+                    fluvio_smartmodule::eyre!(
+                        "invalid value {value:?} for parameter `{MAX_OUTPUT_PARAM}`: expected a positive number of bytes"
+                    )
+                },
+            )?),
+        };
+        Ok(Self {
+            progress,
+            max_output,
+        })
+    }
+}
+
+/// The value of a progress record: the batch's first offset and the offset after its last.
+pub fn progress_value(first: i64, end: i64) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&first.to_be_bytes());
+    value[8..].copy_from_slice(&end.to_be_bytes());
+    value
+}
+
+/// The batch a progress record closes, as `(first offset, offset after the last)`; `None` for
+/// any other record.
+pub fn read_progress(key: Option<&[u8]>, value: &[u8]) -> Option<(i64, i64)> {
+    if key != Some(PROGRESS_KEY) || value.len() != 16 {
+        return None;
+    }
+    let first = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+    let end = i64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
+    Some((first, end))
+}
+
+/// The previous transform call, to recognise the host sending the same batch again.
+///
+/// An SPU (fluvio 0.50) that cuts a fetch at the consumer's `max_bytes` has already run the
+/// batch at the cut through the chain; it drops that batch's output and sends the batch again
+/// in the next fetch. Run twice, a stateful module would count its ticks twice. A call whose
+/// input is byte for byte the previous call's (same base offset, same records) gets the
+/// previous output again, and the module does not see the batch a second time. Hosts number
+/// batches by offset, so in a stream the same input can only be the same records.
+#[derive(Debug, Default)]
+pub struct LastCall {
+    input: Vec<u8>,
+    status: Option<i32>,
+}
+
+impl LastCall {
+    /// The status of the previous call when `input` repeats its input.
+    pub fn repeated(&self, input: &[u8]) -> Option<i32> {
+        // The base offset leads the input: a cheap test first, the whole batch only on a match.
+        let status = self.status?;
+        (input.len() == self.input.len()
+            && input.get(..8) == self.input.get(..8)
+            && input == self.input.as_slice())
+        .then_some(status)
+    }
+
+    /// Records a call: `input` is swapped in (the caller gets the older buffer back to reuse).
+    pub fn remember(&mut self, input: &mut Vec<u8>, status: i32) {
+        std::mem::swap(&mut self.input, input);
+        self.status = Some(status);
+    }
+
+    /// The kept input's buffer, for the host to trim after an unusually large batch.
+    pub fn input_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.input
+    }
+}
+
 /// What a module's function may fail with (the SDK's `fluvio_smartmodule::Result`).
 pub type Result<T> = fluvio_smartmodule::Result<T>;
 
@@ -141,6 +257,7 @@ fn transform(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &Session,
     kind: SmartModuleKind,
     mut each: impl FnMut(&InputRecord<'_>, &mut OutputWriter<'_>) -> Result<()>,
 ) -> i32 {
@@ -148,19 +265,69 @@ fn transform(
         Ok(batch) => batch,
         Err(error) => return decoding_failed(error),
     };
+    let start = out.len();
     let mut writer = OutputWriter::new(out);
     let mut error = None;
+    let mut marked = false;
+    let mut last_offset = None;
     for record in batch.records() {
         let record = match record {
             Ok(record) => record,
             Err(error) => return decoding_failed(error),
         };
+        if session.progress && record.key == Some(PROGRESS_KEY) {
+            // An earlier module of the chain marked the batch: pass the mark on, unseen.
+            writer.push_unchanged(&record);
+            marked = true;
+            continue;
+        }
+        last_offset = Some(record.offset);
         if let Err(failure) = each(&record, &mut writer) {
-            error = Some(transform_error(&record, kind, &failure));
+            error = Some(transform_error(&record, kind.clone(), &failure));
             break;
         }
     }
-    match writer.finish(error.as_ref(), version) {
+    if session.progress && !marked && error.is_none() {
+        let end = last_offset.map_or(batch.base_offset, |offset| offset.saturating_add(1));
+        writer.push_new(Some(PROGRESS_KEY), &progress_value(batch.base_offset, end));
+    }
+    let status = match writer.finish(error.as_ref(), version) {
+        Ok(count) => count as i32,
+        Err(_) => return SmartModuleTransformErrorStatus::EncodingOutput as i32,
+    };
+    match session.max_output {
+        Some(limit) if out.len() - start > limit => {
+            too_much_output(&batch, out, start, limit, kind, version)
+        }
+        _ => status,
+    }
+}
+
+/// Replaces an output larger than the consumer can take in one fetch by an error that says
+/// so (see [`Session`]).
+fn too_much_output(
+    batch: &Batch<'_>,
+    out: &mut Vec<u8>,
+    start: usize,
+    limit: usize,
+    kind: SmartModuleKind,
+    version: Version,
+) -> i32 {
+    let size = out.len() - start;
+    out.truncate(start);
+    let error = SmartModuleTransformRuntimeError {
+        hint: format!(
+            "the {} records of the batch at offset {} make {size} bytes of output, more than one fetch may carry ({limit} bytes): raise the fetch size (stockstream materialize --fetch-bytes)",
+            batch.len(),
+            batch.base_offset
+        ),
+        offset: batch.base_offset,
+        kind,
+        record_key: None,
+        record_value: RecordData::from(Vec::new()),
+    };
+    // As for a record a module fails on: no records, the error in the output.
+    match OutputWriter::new(out).finish(Some(&error), version) {
         Ok(count) => count as i32,
         Err(_) => SmartModuleTransformErrorStatus::EncodingOutput as i32,
     }
@@ -171,12 +338,14 @@ pub fn filter(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &Session,
     mut keep: impl FnMut(&InputRecord<'_>) -> Result<bool>,
 ) -> i32 {
     transform(
         input,
         version,
         out,
+        session,
         SmartModuleKind::Filter,
         |record, writer| {
             if keep(record)? {
@@ -192,6 +361,7 @@ pub fn map(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &Session,
     scratch: &mut Scratch,
     mut map: impl FnMut(&InputRecord<'_>, &mut RecordOut<'_>) -> Result<()>,
 ) -> i32 {
@@ -199,6 +369,7 @@ pub fn map(
         input,
         version,
         out,
+        session,
         SmartModuleKind::Map,
         |record, writer| {
             let mut emitted = RecordOut::new(scratch);
@@ -214,6 +385,7 @@ pub fn filter_map(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &Session,
     scratch: &mut Scratch,
     mut map: impl FnMut(&InputRecord<'_>, &mut RecordOut<'_>) -> Result<bool>,
 ) -> i32 {
@@ -221,6 +393,7 @@ pub fn filter_map(
         input,
         version,
         out,
+        session,
         SmartModuleKind::FilterMap,
         |record, writer| {
             let mut emitted = RecordOut::new(scratch);
@@ -237,6 +410,7 @@ pub fn array_map(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &Session,
     scratch: &mut Scratch,
     mut map: impl FnMut(&InputRecord<'_>, &mut RecordsOut<'_, '_, '_>) -> Result<()>,
 ) -> i32 {
@@ -244,6 +418,7 @@ pub fn array_map(
         input,
         version,
         out,
+        session,
         SmartModuleKind::ArrayMap,
         |record, writer| {
             let mut records = RecordsOut {
@@ -289,18 +464,24 @@ pub fn look_back(
     0
 }
 
-/// `init`: decodes the parameters with fluvio-protocol (once per instance) and hands them over.
+/// `init`: decodes the parameters with fluvio-protocol (once per instance), reads the reserved
+/// ones into `session` and hands them all over.
 pub fn init(
     input: &[u8],
     version: Version,
     out: &mut Vec<u8>,
+    session: &mut Session,
     init: impl FnOnce(SmartModuleExtraParams) -> Result<()>,
 ) -> i32 {
     let mut decoded = SmartModuleInitInput::default();
     if decoded.decode(&mut &input[..], version).is_err() {
         return SmartModuleInitErrorStatus::DecodingInput as i32;
     }
-    match init(decoded.params) {
+    let result = Session::from_params(&decoded.params).and_then(|read| {
+        *session = read;
+        init(decoded.params)
+    });
+    match result {
         Ok(()) => 0,
         Err(error) => {
             let output = SmartModuleInitOutput {

@@ -10,7 +10,7 @@
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 
-use crate::entry::Scratch;
+use crate::entry::{LastCall, Scratch, Session};
 
 /// Capacity kept between calls; a larger batch is served and its memory given back afterwards.
 const RETAIN_BYTES: usize = 4 << 20;
@@ -40,6 +40,11 @@ static INPUT: Slot<Input> = Slot(UnsafeCell::new(Input {
 }));
 static OUTPUT: Slot<Vec<u8>> = Slot(UnsafeCell::new(Vec::new()));
 static SCRATCH: Slot<Scratch> = Slot(UnsafeCell::new(Scratch::new()));
+static SESSION: Slot<Session> = Slot(UnsafeCell::new(Session {
+    progress: false,
+    max_output: None,
+}));
+static LAST_CALL: Slot<Option<LastCall>> = Slot(UnsafeCell::new(None));
 
 #[link(wasm_import_module = "env")]
 unsafe extern "C" {
@@ -80,17 +85,57 @@ fn heap_alloc(len: usize) -> *mut u8 {
 }
 
 /// Runs an entry point's body on the input at `ptr` with the output buffer, then hands the
-/// output to the host. `body` gets the input, the output (empty) and the scratch space.
+/// output to the host. `body` gets the input, the output (empty), the scratch space and the
+/// session.
 ///
 /// # Safety
 /// `ptr` and `len` are what the host got from [`alloc`] and wrote.
 pub unsafe fn call(
     ptr: *mut u8,
     len: usize,
-    body: impl FnOnce(&[u8], &mut Vec<u8>, &mut Scratch) -> i32,
+    body: impl FnOnce(&[u8], &mut Vec<u8>, &mut Scratch, &mut Session) -> i32,
 ) -> i32 {
-    // SAFETY: single-threaded; the three slots are distinct and each borrowed once here.
-    let (input, output, scratch) = unsafe { (INPUT.get(), OUTPUT.get(), SCRATCH.get()) };
+    // SAFETY: single-threaded; no other reference into the slot is held.
+    let input = unsafe { INPUT.get() };
+    // SAFETY: as this function's.
+    unsafe { take_input(input, ptr, len) };
+    run(&input.buffer, body)
+}
+
+/// [`call`] for a transform: a batch the host sends again right after the call that ran it
+/// gets that call's output again, without running the module (see [`LastCall`]).
+///
+/// # Safety
+/// As for [`call`].
+pub unsafe fn call_transform(
+    ptr: *mut u8,
+    len: usize,
+    body: impl FnOnce(&[u8], &mut Vec<u8>, &mut Scratch, &mut Session) -> i32,
+) -> i32 {
+    // SAFETY: single-threaded; the two slots are distinct and borrowed once each here.
+    let (input, last) = unsafe { (INPUT.get(), LAST_CALL.get()) };
+    // SAFETY: as this function's.
+    unsafe { take_input(input, ptr, len) };
+    let last = last.get_or_insert_with(LastCall::default);
+    if let Some(status) = last.repeated(&input.buffer) {
+        // SAFETY: single-threaded; the output slot is not borrowed elsewhere.
+        hand_over(unsafe { OUTPUT.get() });
+        return status;
+    }
+    let status = run(&input.buffer, body);
+    last.remember(&mut input.buffer, status);
+    let kept = last.input_mut();
+    if kept.capacity() > RETAIN_BYTES && kept.len() <= RETAIN_BYTES {
+        kept.shrink_to(RETAIN_BYTES);
+    }
+    status
+}
+
+/// Takes back the input buffer the host wrote (see [`alloc`]).
+///
+/// # Safety
+/// `ptr` and `len` are what the host got from [`alloc`] and wrote.
+unsafe fn take_input(input: &mut Input, ptr: *mut u8, len: usize) {
     if input.lent && ptr == input.buffer.as_mut_ptr() {
         input.lent = false;
         // SAFETY: the host wrote `len` bytes into the buffer `alloc` reserved for `len`.
@@ -106,15 +151,29 @@ pub unsafe fn call(
             unsafe { std::alloc::dealloc(ptr, Layout::array::<u8>(len).expect("allocated")) };
         }
     }
+}
+
+/// Runs `body` with the output buffer (cleared), the scratch space and the session.
+fn run(
+    input: &[u8],
+    body: impl FnOnce(&[u8], &mut Vec<u8>, &mut Scratch, &mut Session) -> i32,
+) -> i32 {
+    // SAFETY: single-threaded; these slots are distinct from the input's and borrowed once.
+    let (output, scratch, session) = unsafe { (OUTPUT.get(), SCRATCH.get(), SESSION.get()) };
     output.clear();
     if output.capacity() > RETAIN_BYTES {
         output.shrink_to(RETAIN_BYTES);
     }
-    let status = body(&input.buffer, output, scratch);
+    let status = body(input, output, scratch, session);
     scratch.trim(RETAIN_BYTES);
+    hand_over(output);
+    status
+}
+
+/// Tells the host where the output is.
+fn hand_over(output: &[u8]) {
     if !output.is_empty() {
         // SAFETY: the host import reads `output`, which stays untouched until the next call.
         unsafe { copy_records(output.as_ptr() as i32, output.len() as i32) };
     }
-    status
 }

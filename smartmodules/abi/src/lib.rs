@@ -33,7 +33,7 @@ pub mod entry;
 pub mod host;
 pub mod wire;
 
-pub use entry::{RecordOut, RecordsOut, Result, Scratch};
+pub use entry::{read_progress, RecordOut, RecordsOut, Result, Scratch, Session};
 pub use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
 pub use fluvio_smartmodule::{eyre, Error};
 pub use wire::InputRecord as Record;
@@ -77,8 +77,8 @@ macro_rules! __entry_point {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn init(ptr: *mut u8, len: usize, version: i16) -> i32 {
             unsafe {
-                $crate::host::call(ptr, len, |input, output, _| {
-                    $crate::entry::init(input, version, output, super::$function)
+                $crate::host::call(ptr, len, |input, output, _, session| {
+                    $crate::entry::init(input, version, output, session, super::$function)
                 })
             }
         }
@@ -89,7 +89,7 @@ macro_rules! __entry_point {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn look_back(ptr: *mut u8, len: usize, version: i16) -> i32 {
             unsafe {
-                $crate::host::call(ptr, len, |input, output, _| {
+                $crate::host::call(ptr, len, |input, output, _, _| {
                     $crate::entry::look_back(input, version, output, super::$function)
                 })
             }
@@ -101,8 +101,8 @@ macro_rules! __entry_point {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn filter(ptr: *mut u8, len: usize, version: i16) -> i32 {
             unsafe {
-                $crate::host::call(ptr, len, |input, output, _| {
-                    $crate::entry::filter(input, version, output, super::$function)
+                $crate::host::call_transform(ptr, len, |input, output, _, session| {
+                    $crate::entry::filter(input, version, output, session, super::$function)
                 })
             }
         }
@@ -113,8 +113,15 @@ macro_rules! __entry_point {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $entry(ptr: *mut u8, len: usize, version: i16) -> i32 {
             unsafe {
-                $crate::host::call(ptr, len, |input, output, scratch| {
-                    $crate::entry::$entry(input, version, output, scratch, super::$function)
+                $crate::host::call_transform(ptr, len, |input, output, scratch, session| {
+                    $crate::entry::$entry(
+                        input,
+                        version,
+                        output,
+                        session,
+                        scratch,
+                        super::$function,
+                    )
                 })
             }
         }

@@ -11,7 +11,7 @@ use fluvio_smartmodule::dataplane::smartmodule::{
     SmartModuleTransformRuntimeError,
 };
 use proptest::prelude::*;
-use stockstream_smartmodule::{entry, eyre, wire, Record, Scratch};
+use stockstream_smartmodule::{entry, eyre, wire, Record, Scratch, Session};
 
 /// The version fluvio-smartengine 0.50 and its SPUs call modules with.
 const VERSION: i16 = 22;
@@ -171,19 +171,33 @@ fn our_output(
         Ok(action_for(record.value))
     };
     let status = match kind {
-        SmartModuleKind::Filter => entry::filter(input, VERSION, &mut out, |record| {
-            Ok(next(record)? != Action::Drop)
-        }),
-        SmartModuleKind::Map => entry::map(input, VERSION, &mut out, scratch, |record, emit| {
-            let action = next(record)?;
-            emit.value().extend_from_slice(&rewritten(record.value));
-            if action == (Action::Rewrite { new_key: true }) {
-                emit.set_key(Some(b"new-key"));
-            }
-            Ok(())
-        }),
-        SmartModuleKind::FilterMap => {
-            entry::filter_map(input, VERSION, &mut out, scratch, |record, emit| {
+        SmartModuleKind::Filter => {
+            entry::filter(input, VERSION, &mut out, &Session::default(), |record| {
+                Ok(next(record)? != Action::Drop)
+            })
+        }
+        SmartModuleKind::Map => entry::map(
+            input,
+            VERSION,
+            &mut out,
+            &Session::default(),
+            scratch,
+            |record, emit| {
+                let action = next(record)?;
+                emit.value().extend_from_slice(&rewritten(record.value));
+                if action == (Action::Rewrite { new_key: true }) {
+                    emit.set_key(Some(b"new-key"));
+                }
+                Ok(())
+            },
+        ),
+        SmartModuleKind::FilterMap => entry::filter_map(
+            input,
+            VERSION,
+            &mut out,
+            &Session::default(),
+            scratch,
+            |record, emit| {
                 let action = next(record)?;
                 if action == Action::Drop {
                     return Ok(false);
@@ -193,10 +207,15 @@ fn our_output(
                     emit.set_key(Some(b"new-key"));
                 }
                 Ok(true)
-            })
-        }
-        SmartModuleKind::ArrayMap => {
-            entry::array_map(input, VERSION, &mut out, scratch, |record, emit| {
+            },
+        ),
+        SmartModuleKind::ArrayMap => entry::array_map(
+            input,
+            VERSION,
+            &mut out,
+            &Session::default(),
+            scratch,
+            |record, emit| {
                 let action = next(record)?;
                 for n in 0..emitted_count(action) {
                     let key = format!("k{n}");
@@ -206,8 +225,8 @@ fn our_output(
                     });
                 }
                 Ok(())
-            })
-        }
+            },
+        ),
         _ => unreachable!(),
     };
     (status, out)
@@ -402,13 +421,21 @@ fn init_gets_the_parameters_and_reports_a_refusal() {
 
     let mut out = Vec::new();
     let mut got = None;
-    let status = entry::init(&bytes, VERSION, &mut out, |params| {
-        got = params.get("window").cloned();
-        Ok(())
-    });
+    let status = entry::init(
+        &bytes,
+        VERSION,
+        &mut out,
+        &mut Session::default(),
+        |params| {
+            got = params.get("window").cloned();
+            Ok(())
+        },
+    );
     assert_eq!((status, got.as_deref(), out.len()), (0, Some("5m"), 0));
 
-    let status = entry::init(&bytes, VERSION, &mut out, |_| Err(eyre!("bad window")));
+    let status = entry::init(&bytes, VERSION, &mut out, &mut Session::default(), |_| {
+        Err(eyre!("bad window"))
+    });
     assert_eq!(status, -2);
     let output = SmartModuleInitOutput::decode_from(&mut &out[..], VERSION).unwrap();
     assert!(
@@ -417,7 +444,16 @@ fn init_gets_the_parameters_and_reports_a_refusal() {
         output.error.hint
     );
 
-    assert_eq!(entry::init(&bytes[..3], VERSION, &mut out, |_| Ok(())), -10);
+    assert_eq!(
+        entry::init(
+            &bytes[..3],
+            VERSION,
+            &mut out,
+            &mut Session::default(),
+            |_| Ok(())
+        ),
+        -10
+    );
 }
 
 /// A version-23 input of `count` records encoded as `records`, at base offset `base`.
@@ -567,6 +603,6 @@ proptest! {
             let _ = our_output(kind, &bytes, None, &mut scratch);
         }
         let _ = entry::look_back(&bytes, VERSION, &mut Vec::new(), |_| Ok(()));
-        let _ = entry::init(&bytes, VERSION, &mut Vec::new(), |_| Ok(()));
+        let _ = entry::init(&bytes, VERSION, &mut Vec::new(), &mut Session::default(), |_| Ok(()));
     }
 }
