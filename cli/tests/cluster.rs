@@ -545,6 +545,16 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
         enriched_then < expected[0].lines().count(),
         "killed too late to test anything"
     );
+    // Where the stateless anomalies lane stood: it restarts there, replaying nothing before.
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(outputs.join("_materialize.json")).unwrap())
+            .unwrap();
+    let anomalies_lane = &checkpoint["lanes"]["anomalies"][0];
+    assert!(
+        anomalies_lane["read_to"].as_u64().is_some(),
+        "the lane's input position is committed: {checkpoint}"
+    );
+    let anomalies_past_mark = anomalies_lane["past_mark"].as_u64().unwrap_or(0);
 
     // 3. Restart: the chains go through the partition again in the SPU (window state), the
     //    committed records are dropped, the ones already in the derived topics are written to
@@ -560,6 +570,21 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     assert!(
         number_after("replayed (committed before) ") > 5_000,
         "{report}"
+    );
+    let replayed = &report[report.find("replayed (committed before) ").unwrap()..];
+    let replayed = &replayed[..replayed.find(';').unwrap()];
+    let replayed_anomalies: u64 = replayed
+        .split(", ")
+        .find_map(|part| {
+            part.trim_start_matches("replayed (committed before) ")
+                .strip_suffix(" anomalies")
+        })
+        .unwrap_or_else(|| panic!("no anomalies count in {replayed:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        replayed_anomalies, anomalies_past_mark,
+        "the anomalies lane replays only the committed part of its last batch: {report}"
     );
     eprintln!("{report}");
     assert_topics_match(&cluster, &expected);

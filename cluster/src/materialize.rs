@@ -22,7 +22,10 @@
 //!   of the partition for it, which lie after the resume position whenever the producer went
 //!   on meanwhile, so those ticks would be counted twice). The price is a restart that re-reads
 //!   the retained partition; if retention has already removed its first records, the state
-//!   cannot be rebuilt exactly and materialize says so instead of guessing;
+//!   cannot be rebuilt exactly and materialize says so instead of guessing. A chain of
+//!   stateless modules (the anomalies lane: zscore-anomaly scores what rolling-stats wrote)
+//!   needs no replay: it starts at the input offset the SPU's progress records reached by the
+//!   last commit, and drops the records of that batch already committed;
 //! - derived topics: records the lane produced after its last commit are already in its
 //!   derived partition (its end offset says how many); they are written to files but not
 //!   produced again;
@@ -128,11 +131,22 @@ impl MaterializeConfig {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Where one (chain, partition) lane stands after a commit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LanePosition {
     /// Records put in the lane's derived partition (its next offset).
     pub produced: u64,
+    /// The input offset after the last batch whose whole output is in `produced` (from the
+    /// SPU's progress records); absent in checkpoints written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_to: Option<u64>,
+    /// Records in `produced` that the batch starting at `read_to` gave.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub past_mark: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +255,8 @@ struct Lane {
     source: String,
     /// The offset after the last input batch the SPU reported done (its progress records).
     read_to: u64,
+    /// Records the lane got from the batch starting at `read_to` (committed before or not).
+    past_mark: u64,
     position: LanePosition,
     /// Records still to come that were committed before (the replay of the partition).
     skip: u64,
@@ -386,11 +402,22 @@ pub async fn materialize(
             );
             let already = end - position.produced;
             report.already_produced += already;
+            // A chain of stateless modules restarts where it stopped; the others replay the
+            // partition from its start (see the module documentation).
+            let resume_at = match position.read_to {
+                Some(read_to) if stateless(spec) => read_to,
+                _ => 0,
+            };
+            let skip = if resume_at > 0 {
+                position.past_mark
+            } else {
+                position.produced
+            };
             if position.produced > 0 || already > 0 {
                 let first = first_offset(fluvio, &source, partition).await?;
                 anyhow::ensure!(
-                    first == 0,
-                    "partition {partition} of {source} starts at offset {first}: retention removed its first records, so the {} chain's output cannot be rebuilt exactly; start over with a new --outputs (and give the topic a retention longer than the materializer's downtime)",
+                    first <= resume_at,
+                    "partition {partition} of {source} starts at offset {first}: retention removed records before offset {resume_at}, which the {} chain's state is rebuilt from, so its output cannot be rebuilt exactly; start over with a new --outputs (and give the topic a retention longer than the materializer's downtime)",
                     stream.name()
                 );
             }
@@ -409,7 +436,7 @@ pub async fn materialize(
                     ConsumerConfigExtBuilder::default()
                         .topic(source.clone())
                         .partition(partition)
-                        .offset_start(Offset::beginning())
+                        .offset_start(Offset::absolute(resume_at as i64).context("resume offset")?)
                         // Bounded: the SPU runs the chain over one fetch's worth of input at a
                         // time. The batch at a cut is sent again and the modules answer it
                         // from their last call (`stockstream_smartmodule::entry::LastCall`).
@@ -439,6 +466,7 @@ pub async fn materialize(
                 stream = stream.name(),
                 partition,
                 committed = position.produced,
+                resume_at,
                 already,
                 "lane open"
             );
@@ -446,8 +474,9 @@ pub async fn materialize(
                 stream: *stream,
                 partition,
                 source: source.clone(),
-                read_to: 0,
-                skip: position.produced,
+                read_to: resume_at,
+                past_mark: 0,
+                skip,
                 position,
                 already,
                 producer,
@@ -568,9 +597,11 @@ pub async fn materialize(
                 let key = record.record.key.as_ref().map(|k| k.as_ref());
                 if let Some((_, end)) = read_progress(key, record.record.value.as_ref()) {
                     lane.read_to = lane.read_to.max(end.max(0) as u64);
+                    lane.past_mark = 0;
                     last_progress = Instant::now();
                     continue;
                 }
+                lane.past_mark += 1;
                 if lane.skip > 0 {
                     lane.skip -= 1;
                     *report.replayed.entry(lane.stream.name()).or_default() += 1;
@@ -723,7 +754,13 @@ impl Committer {
         for lane in lanes {
             let list = next.lanes.entry(lane.stream.name().to_owned()).or_default();
             debug_assert_eq!(list.len(), lane.partition as usize);
-            list.push(lane.position.clone());
+            let mut position = lane.position.clone();
+            // Mid-replay, the lane is not yet where the last commit left it.
+            if lane.skip == 0 {
+                position.read_to = Some(lane.read_to);
+                position.past_mark = lane.past_mark;
+            }
+            list.push(position);
         }
         next.alerts = alert_lanes
             .iter()
@@ -753,6 +790,17 @@ fn load_chains(dir: &Path) -> anyhow::Result<Vec<(Stream, ChainSpec)>> {
             Ok((*stream, spec))
         })
         .collect()
+}
+
+/// Modules that keep no state between records: a chain of only these can start anywhere.
+const STATELESS_MODULES: [&str; 2] = ["stockstream/tick-filter@", "stockstream/zscore-anomaly@"];
+
+/// Whether every step of the chain keeps no state (the anomalies chain scores what
+/// rolling-stats wrote in stock-enriched).
+fn stateless(spec: &ChainSpec) -> bool {
+    spec.steps
+        .iter()
+        .all(|step| STATELESS_MODULES.iter().any(|m| step.uses.starts_with(m)))
 }
 
 /// The steps and their parameters (not the lookback, which changes no output).
