@@ -1069,3 +1069,97 @@ fn six_million_ticks_through_the_chains_in_an_spu_with_flat_memory() {
         "{checkpoint}"
     );
 }
+
+/// Restart time of `materialize` (issue 15, BENCHMARKS.md): a figure, not a check. For each
+/// partition length in `STOCKSTREAM_BENCH_TICKS` (comma-separated, default 200000), synthetic
+/// ticks go into one partition, materialize reads them all, then runs again with nothing new:
+/// the second run's time is what a restart costs. Prints one line per length.
+///
+///     FLUVIO_BIN_DIR=... cargo test --release -p stockstream --test cluster \
+///         restart_time_figures -- --ignored --nocapture
+#[test]
+#[ignore = "a benchmark: run by hand with --ignored (see BENCHMARKS.md)"]
+fn restart_time_figures() {
+    let lengths = std::env::var("STOCKSTREAM_BENCH_TICKS").unwrap_or_else(|_| "200000".into());
+    for ticks in lengths.split(',').map(|n| n.trim().parse::<u64>().unwrap()) {
+        let Some(cluster) = cluster("restart_time_figures") else {
+            return;
+        };
+        setup(&cluster);
+        let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
+        let limit = ticks.to_string();
+        ok(
+            Command::new(producer)
+                .args([
+                    "--synthetic",
+                    "--limit",
+                    &limit,
+                    "--rate",
+                    "1000",
+                    "--seed",
+                    "5",
+                ])
+                .args([
+                    "--speed",
+                    "max",
+                    "--sink",
+                    "fluvio",
+                    "--fluvio",
+                    &cluster.endpoint,
+                ])
+                .stdout(Stdio::null())
+                .output()
+                .unwrap(),
+            "the producer",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let outputs = dir.path().join("out");
+        let args = [
+            "materialize",
+            "--fluvio",
+            &cluster.endpoint,
+            "--outputs",
+            outputs.to_str().unwrap(),
+            "--idle-exit",
+            "1s",
+        ];
+        let spu = cluster.spu_pids()[0];
+        let (first, first_peaks) = timed_with_peak_rss(&args, spu);
+        let (restart, restart_peaks) = timed_with_peak_rss(&args, spu);
+        println!(
+            "restart figures: {ticks} ticks: first run {:.1} s (peak RSS: SPU {} MiB, materialize {} MiB); restart with nothing new {:.1} s (idle exit 1 s included; peak RSS: SPU {} MiB, materialize {} MiB)",
+            first.as_secs_f64(),
+            first_peaks.0,
+            first_peaks.1,
+            restart.as_secs_f64(),
+            restart_peaks.0,
+            restart_peaks.1
+        );
+    }
+}
+
+/// Runs stockstream to its end, sampling the RSS of the SPU and of stockstream: (elapsed,
+/// (SPU peak MiB, stockstream peak MiB)).
+fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peaks = (0, 0);
+    loop {
+        peaks.0 = peaks.0.max(rss_mib(spu));
+        peaks.1 = peaks.1.max(rss_mib(child.id()));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let elapsed = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    ok(output, "stockstream materialize");
+    (elapsed, peaks)
+}
