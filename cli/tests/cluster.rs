@@ -1138,8 +1138,9 @@ fn restart_time_figures() {
     }
 }
 
-/// Runs stockstream to its end, sampling the RSS of the SPU and of stockstream: (elapsed,
-/// (SPU peak MiB, stockstream peak MiB)).
+/// Runs stockstream to its end, sampling the RSS of the SPU and of stockstream every 200 ms:
+/// (elapsed, (SPU peak MiB, stockstream peak MiB)). Prints the maxima of the second and the
+/// last quarter of the run for each, which show whether memory is flat.
 fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_stockstream"))
@@ -1149,10 +1150,9 @@ fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut peaks = (0, 0);
+    let mut samples: Vec<(u64, u64)> = Vec::new();
     loop {
-        peaks.0 = peaks.0.max(rss_mib(spu));
-        peaks.1 = peaks.1.max(rss_mib(child.id()));
+        samples.push((rss_mib(spu), rss_mib(child.id())));
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -1161,5 +1161,28 @@ fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
     let elapsed = started.elapsed();
     let output = child.wait_with_output().unwrap();
     ok(output, "stockstream materialize");
+    let quarter = samples.len() / 4;
+    if quarter > 0 {
+        let max_of = |range: &[(u64, u64)]| {
+            range
+                .iter()
+                .fold((0, 0), |(a, b), (x, y)| (a.max(*x), b.max(*y)))
+        };
+        let (second, last) = (
+            max_of(&samples[quarter..2 * quarter]),
+            max_of(&samples[3 * quarter..]),
+        );
+        println!(
+            "RSS over {:.0} s: SPU 2nd quarter max {} MiB, last quarter max {} MiB; materialize 2nd quarter max {} MiB, last quarter max {} MiB",
+            elapsed.as_secs_f64(),
+            second.0,
+            last.0,
+            second.1,
+            last.1
+        );
+    }
+    let peaks = samples
+        .iter()
+        .fold((0, 0), |(a, b), (x, y)| (a.max(*x), b.max(*y)));
     (elapsed, peaks)
 }
