@@ -932,6 +932,37 @@ fn two_partitions_on_two_spus_materialize_partition_by_partition() {
     assert_eq!(total, lines.len());
 }
 
+/// `ticks` synthetic ticks (1,000 a second of event time) into stock-ticks, as fast as the
+/// project's producer sends them.
+fn produce_synthetic(cluster: &FluvioCluster, ticks: u64, seed: u64) {
+    let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
+    let (limit, seed) = (ticks.to_string(), seed.to_string());
+    ok(
+        Command::new(producer)
+            .args([
+                "--synthetic",
+                "--limit",
+                &limit,
+                "--rate",
+                "1000",
+                "--seed",
+                &seed,
+            ])
+            .args([
+                "--speed",
+                "max",
+                "--sink",
+                "fluvio",
+                "--fluvio",
+                &cluster.endpoint,
+            ])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap(),
+        "the producer",
+    );
+}
+
 /// RSS of a process in MiB (Linux), 0 when it is gone.
 fn rss_mib(pid: u32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -953,32 +984,7 @@ fn six_million_ticks_through_the_chains_in_an_spu_with_flat_memory() {
         return;
     };
     setup(&cluster);
-    let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
-    let limit = TICKS.to_string();
-    ok(
-        Command::new(producer)
-            .args([
-                "--synthetic",
-                "--limit",
-                &limit,
-                "--rate",
-                "1000",
-                "--seed",
-                "11",
-            ])
-            .args([
-                "--speed",
-                "max",
-                "--sink",
-                "fluvio",
-                "--fluvio",
-                &cluster.endpoint,
-            ])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap(),
-        "the producer",
-    );
+    produce_synthetic(&cluster, TICKS as u64, 11);
 
     // Sample the SPU's RSS once a second while the chain runs in it.
     let spu = cluster.spu_pids()[0];
@@ -1086,32 +1092,7 @@ fn restart_time_figures() {
             return;
         };
         setup(&cluster);
-        let producer = Path::new(env!("CARGO_BIN_EXE_stockstream")).with_file_name("producer");
-        let limit = ticks.to_string();
-        ok(
-            Command::new(producer)
-                .args([
-                    "--synthetic",
-                    "--limit",
-                    &limit,
-                    "--rate",
-                    "1000",
-                    "--seed",
-                    "5",
-                ])
-                .args([
-                    "--speed",
-                    "max",
-                    "--sink",
-                    "fluvio",
-                    "--fluvio",
-                    &cluster.endpoint,
-                ])
-                .stdout(Stdio::null())
-                .output()
-                .unwrap(),
-            "the producer",
-        );
+        produce_synthetic(&cluster, ticks, 5);
         let dir = tempfile::tempdir().unwrap();
         let outputs = dir.path().join("out");
         let args = [
