@@ -861,13 +861,22 @@ pub fn invocations(spec: &ChainSpec) -> Vec<SmartModuleInvocation> {
         .join(",");
     spec.steps
         .iter()
-        .map(|step| SmartModuleInvocation {
-            wasm: SmartModuleInvocationWasm::Predefined(step.uses.clone()),
-            kind: SmartModuleKind::Generic(Default::default()),
-            params: SmartModuleExtraParams::new(step.params.clone(), None),
-            name: Some(name.clone()),
-        })
+        .map(|step| predefined(&step.uses, step.params.clone(), &name))
         .collect()
+}
+
+/// One registered module (`group/name@version`) invoked with `params`, in the chain `name`.
+pub fn predefined(
+    uses: &str,
+    params: BTreeMap<String, String>,
+    name: &str,
+) -> SmartModuleInvocation {
+    SmartModuleInvocation {
+        wasm: SmartModuleInvocationWasm::Predefined(uses.to_owned()),
+        kind: SmartModuleKind::Generic(Default::default()),
+        params: SmartModuleExtraParams::new(params, None),
+        name: Some(name.to_owned()),
+    }
 }
 
 /// Partitions of a topic.

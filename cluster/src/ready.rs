@@ -11,15 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fluvio::consumer::ConsumerConfigExtBuilder;
-use fluvio::{
-    Fluvio, Offset, SmartModuleExtraParams, SmartModuleInvocation, SmartModuleInvocationWasm,
-    SmartModuleKind,
-};
+use fluvio::{Fluvio, Offset, SmartModuleInvocation};
 use fluvio_future::timer::sleep;
 use fluvio_protocol::link::ErrorCode;
 use futures_util::StreamExt;
 
-use crate::materialize::topic_partitions;
+use crate::materialize::{predefined, topic_partitions};
 
 /// How long `setup` and `materialize` wait for the SPUs by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -67,12 +64,7 @@ async fn probe(
 ) -> anyhow::Result<Option<String>> {
     let invocations: Vec<SmartModuleInvocation> = modules
         .iter()
-        .map(|fqdn| SmartModuleInvocation {
-            wasm: SmartModuleInvocationWasm::Predefined(fqdn.clone()),
-            kind: SmartModuleKind::Generic(Default::default()),
-            params: SmartModuleExtraParams::default(),
-            name: Some("stockstream-ready".to_owned()),
-        })
+        .map(|fqdn| predefined(fqdn, Default::default(), "stockstream-ready"))
         .collect();
     let config = ConsumerConfigExtBuilder::default()
         .topic(topic.to_owned())
