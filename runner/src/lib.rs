@@ -5,10 +5,12 @@
 //! - [`chain`]: transforms files, locating built modules, a running chain.
 //! - [`transform`]: a whole input through a chain, with counts and diagnostics.
 //! - [`replay`]: which earlier ticks rebuild a chain's window state exactly after a restart.
+//! - [`resume`]: where a chain that runs in an SPU restarts, and with what seed, to go on exactly.
 
 pub mod chain;
 pub mod native;
 pub mod replay;
+pub mod resume;
 pub mod transform;
 
 pub use chain::{Chain, ChainError, ChainSpec, WasmLocator};

@@ -51,6 +51,11 @@ pub struct ChainReplay {
     /// The chain starts with `tick-filter`: only valid ticks (of the watchlist) get through.
     filtered: bool,
     watchlist: Option<Watchlist>,
+    /// The index of the stateful step of a `Rolling` or `Bars` chain.
+    stateful_step: Option<usize>,
+    /// Every tick that reaches the stateful step comes out of the chain (no
+    /// `emit: anomalies` after it).
+    emits_every_tick: bool,
 }
 
 impl ChainReplay {
@@ -74,6 +79,14 @@ impl ChainReplay {
         // The stateful step must see exactly what the host replays: raw ticks, with at most a
         // tick-filter before it (look_back hands every step the raw records), or a fused module
         // first.
+        let emits_every_tick = spec.steps.iter().all(|step| {
+            step.module.as_str() == "window-bars"
+                || step.module.as_str() == "bars"
+                || step
+                    .params
+                    .get("emit")
+                    .is_none_or(|emit| emit.trim() == "all")
+        });
         let kind = match stateful.as_slice() {
             [] => ReplayKind::Stateless,
             [i] if *i == usize::from(filtered && !fused) => {
@@ -100,11 +113,27 @@ impl ChainReplay {
             }
             _ => ReplayKind::Everything,
         };
+        let stateful_step = match kind {
+            ReplayKind::Rolling { .. } | ReplayKind::Bars { .. } => stateful.first().copied(),
+            _ => None,
+        };
         Ok(Self {
             kind,
             filtered,
             watchlist,
+            stateful_step,
+            emits_every_tick,
         })
+    }
+
+    /// The index of the step that keeps the chain's state (for a `Rolling` or `Bars` chain).
+    pub fn stateful_step(&self) -> Option<usize> {
+        self.stateful_step
+    }
+
+    /// Whether every tick that reaches the stateful step comes out of the chain.
+    pub fn emits_every_tick(&self) -> bool {
+        self.emits_every_tick
     }
 
     /// A chain of one kind, for tests.
@@ -114,6 +143,8 @@ impl ChainReplay {
             kind,
             filtered,
             watchlist,
+            stateful_step: None,
+            emits_every_tick: true,
         }
     }
 

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 use fluvio_protocol::record::{Record, RecordKey};
 use stockstream_runner::native::NativeEnrichedChain;
+use stockstream_runner::replay::ChainReplay;
+use stockstream_runner::resume::{ResumePoint, ResumeTracker};
 use stockstream_runner::{Chain, ChainSpec, SmartEngine, WasmLocator};
+use stockstream_smartmodule::entry::{PROGRESS_KEY, PROGRESS_PARAM};
+use stockstream_smartmodule::resume_params;
 use stockstream_ticks::{Synthetic, SyntheticConfig};
 
 fn repo_root() -> PathBuf {
@@ -451,7 +455,8 @@ fn progress_marks_close_every_batch_and_change_nothing_else() {
             stockstream_smartmodule::read_progress(
                 mark.key.as_ref().map(|k| k.as_ref()),
                 mark.value.as_ref()
-            ),
+            )
+            .map(|p| (p.first, p.end)),
             Some((offset, offset + part.len() as i64))
         );
         assert_eq!(
@@ -460,5 +465,141 @@ fn progress_marks_close_every_batch_and_change_nothing_else() {
             "the data records are those of a plain chain"
         );
         offset += part.len() as i64;
+    }
+}
+
+/// Runs `input` in stored batches of 250 through the chain with progress marks, as
+/// `stockstream materialize` reads a partition in an SPU, and returns each batch's output
+/// (the mark left out). With `restart_before = Some(k)`: after batch k-1 the lane's
+/// `ResumeTracker` gives a resume point, and a fresh chain seeded with it runs from there;
+/// the output of the batches before k is then that of the first chain.
+fn lane_with_restart(yaml: &str, input: &[Vec<u8>], restart_before: Option<usize>) -> LaneRun {
+    let parts: Vec<&[Vec<u8>]> = input.chunks(250).collect();
+    let plain = spec(yaml);
+    let replay = ChainReplay::for_chain(&plain).unwrap();
+    let start = |point: Option<&ResumePoint>| {
+        let mut spec = plain.clone();
+        for step in &mut spec.steps {
+            step.params
+                .insert(PROGRESS_PARAM.to_owned(), "true".to_owned());
+        }
+        if let Some(point) = point {
+            let step = &mut spec.steps[replay.stateful_step().unwrap()];
+            step.params.extend(resume_params(&point.seed));
+        }
+        let wasm = WasmLocator::new(None, Some(&repo_root()));
+        let chain = spec.instantiate(&SmartEngine::new(), &wasm).unwrap();
+        let tracker = ResumeTracker::for_chain(&replay, point).unwrap().unwrap();
+        (chain, tracker)
+    };
+    let (mut chain, mut tracker) = start(None);
+    let mut run = LaneRun::default();
+    let mut b = 0;
+    while b < parts.len() {
+        let first = (b * 250) as u64;
+        let (out, error) = chain
+            .process_stored_batch(&records(parts[b]), first as i64)
+            .unwrap();
+        assert_eq!(error, None);
+        let (mark, data) = out.split_last().unwrap();
+        for record in data {
+            if let Ok(row) = serde_json::from_slice::<serde_json::Value>(record.value.as_ref()) {
+                if let Some(late) = row["late"].as_bool() {
+                    let tick = stockstream_core::Tick {
+                        symbol: row["symbol"].as_str().unwrap(),
+                        ts: row["ts"].as_i64().unwrap(),
+                        price: row["price"].as_f64().unwrap(),
+                        volume: row["volume"].as_u64().unwrap_or(0),
+                    };
+                    tracker.record(first, &tick, late).unwrap();
+                }
+            }
+        }
+        let progress =
+            stockstream_smartmodule::read_progress(Some(PROGRESS_KEY), mark.value.as_ref())
+                .unwrap();
+        assert_eq!(progress.first, first as i64);
+        tracker.batch_end(first, progress.tail);
+        if run.outputs.len() == b {
+            run.outputs.push(values(data));
+        }
+        b += 1;
+        if restart_before == Some(b) && run.replayed.is_none() {
+            let point = tracker
+                .resume_point(first + parts[b - 1].len() as u64)
+                .unwrap();
+            assert_eq!(point.from % 250, 0, "a batch's first offset");
+            run.replayed = Some(b - point.from as usize / 250);
+            run.seed_bytes = point.seed.len();
+            (chain, tracker) = start(Some(&point));
+            b = point.from as usize / 250;
+        }
+    }
+    run
+}
+
+#[derive(Default)]
+struct LaneRun {
+    outputs: Vec<Vec<Vec<u8>>>,
+    /// Batches the restart ran again.
+    replayed: Option<usize>,
+    seed_bytes: usize,
+}
+
+/// The bounded restart of `stockstream materialize` on the built modules: the fused and the
+/// composable chains, 2-second windows over 60 seconds of ticks with late and invalid ones.
+/// The restarted chain, seeded with what the tracker says, gives every record after the
+/// restart exactly as the uninterrupted chain, and replays only the last windows' batches.
+#[test]
+fn a_restart_from_the_resume_point_gives_the_uninterrupted_output() {
+    let config = SyntheticConfig {
+        seed: 41,
+        rate: 500.0,
+        ..SyntheticConfig::default()
+    };
+    let mut input: Vec<Vec<u8>> = Synthetic::new(config)
+        .unwrap()
+        .take(30_000)
+        .map(|tick| tick.record())
+        .collect();
+    for i in (50..input.len()).step_by(97) {
+        input.swap(i - 7, i); // late ticks
+    }
+    for i in (13..input.len()).step_by(401) {
+        input[i] = b"{\"symbol\":\"ES\",\"ts\":1,\"price\":-3}".to_vec();
+    }
+    let rolling =
+        "window: \"2s\"\n      threshold: \"3.0\"\n      min_count: \"20\"\n      emit: \"all\"";
+    let windows = "size: \"2s\"\n      slide: \"500ms\"\n      lateness: \"100ms\"";
+    let chains = [
+        format!("transforms:\n  - uses: stockstream/enrich@0.1.0\n    with:\n      {rolling}\n"),
+        "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n  - uses: stockstream/rolling-stats@0.1.0\n    with:\n      window: \"2s\"\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      threshold: \"3.0\"\n      min_count: \"20\"\n      emit: \"all\"\n".to_owned(),
+        format!("transforms:\n  - uses: stockstream/bars@0.1.0\n    with:\n      {windows}\n"),
+        format!(
+            "transforms:\n  - uses: stockstream/tick-filter@0.1.0\n  - uses: stockstream/window-bars@0.1.0\n    with:\n      {windows}\n"
+        ),
+    ];
+    for yaml in &chains {
+        let want = lane_with_restart(yaml, &input, None);
+        assert!(
+            want.outputs.iter().map(Vec::len).sum::<usize>() > 500,
+            "{yaml}"
+        );
+        for restart in [7, 60, 119] {
+            let got = lane_with_restart(yaml, &input, Some(restart));
+            // 250 ticks per batch at 500 a second: two windows of 2 s are 8 batches.
+            let replayed = got.replayed.unwrap();
+            assert!(
+                (1..=9).contains(&replayed),
+                "{yaml}: replayed {replayed} batches"
+            );
+            assert_eq!(got.outputs.len(), want.outputs.len());
+            for (b, (got, want)) in got.outputs.iter().zip(&want.outputs).enumerate() {
+                assert!(
+                    got == want,
+                    "{yaml}: batch {b} after a restart before {restart}"
+                );
+            }
+        }
     }
 }

@@ -26,6 +26,70 @@ pub const PROGRESS_PARAM: &str = "stockstream.progress";
 /// Reserved parameter: the most bytes of output one input batch may give.
 pub const MAX_OUTPUT_PARAM: &str = "stockstream.max_output";
 
+/// Reserved parameter: the seed of a bounded restart (`stockstream_core::resume`), split
+/// into `stockstream.resume.0`, `.1`, ... by [`resume_params`]: fluvio-protocol writes a
+/// string's length in 16 bits, so a longer parameter would reach the module cut.
+pub const RESUME_PARAM: &str = "stockstream.resume";
+
+/// Longest piece of a seed in one parameter, well inside the 16-bit length.
+const RESUME_PIECE: usize = 60_000;
+
+/// The parameters that carry `seed` (space-separated tokens), each at most 60,000 bytes.
+pub fn resume_params(seed: &str) -> Vec<(String, String)> {
+    let mut pieces = Vec::new();
+    let mut rest = seed.trim();
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(RESUME_PIECE);
+        if cut < rest.len() {
+            // Cut at a space: a token never spans two pieces.
+            cut = rest[..cut].rfind(' ').unwrap_or(cut);
+        }
+        pieces.push(rest[..cut].trim());
+        rest = rest[cut..].trim_start();
+    }
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| (format!("{RESUME_PARAM}.{i}"), piece.to_owned()))
+        .collect()
+}
+
+/// The seed [`resume_params`] split, joined again; `None` when there is none.
+pub fn resume_seed(params: &SmartModuleExtraParams) -> Option<String> {
+    let mut seed: Option<String> = None;
+    for i in 0.. {
+        let Some(piece) = params.get(&format!("{RESUME_PARAM}.{i}")) else {
+            break;
+        };
+        let seed = seed.get_or_insert_with(String::new);
+        if !seed.is_empty() {
+            seed.push(' ');
+        }
+        seed.push_str(piece);
+    }
+    seed
+}
+
+/// What the stateful module appends to the progress records it writes or passes on (see
+/// [`mark_with`]).
+static MARK_TAIL: std::sync::Mutex<Option<MarkTail>> = std::sync::Mutex::new(None);
+
+/// Appends a module's state summary to a progress record.
+pub type MarkTail = fn(&mut Vec<u8>);
+
+/// Has `tail` append the module's state summary to every progress record (a bars module: the
+/// newest event time admitted), for the consumer's bounded restart
+/// (`stockstream_runner::resume`). A module calls it from `init`.
+pub fn mark_with(tail: MarkTail) {
+    if let Ok(mut slot) = MARK_TAIL.lock() {
+        *slot = Some(tail);
+    }
+}
+
+fn mark_tail() -> Option<MarkTail> {
+    MARK_TAIL.lock().ok().and_then(|slot| *slot)
+}
+
 /// What a consumer asked of this instance through the reserved `stockstream.*` parameters.
 /// The modules ignore parameters they do not know, so the same `.wasm` serves
 /// `fluvio consume --transforms`, the in-process engine and `stockstream materialize`.
@@ -83,15 +147,27 @@ pub fn progress_value(first: i64, end: i64) -> [u8; 16] {
     value
 }
 
-/// The batch a progress record closes, as `(first offset, offset after the last)`; `None` for
-/// any other record.
-pub fn read_progress(key: Option<&[u8]>, value: &[u8]) -> Option<(i64, i64)> {
-    if key != Some(PROGRESS_KEY) || value.len() != 16 {
+/// What a progress record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress<'a> {
+    /// The batch's first offset.
+    pub first: i64,
+    /// The offset after its last record.
+    pub end: i64,
+    /// What the chain's stateful module appended (see [`mark_with`]); empty if nothing.
+    pub tail: &'a [u8],
+}
+
+/// The batch a progress record closes; `None` for any other record.
+pub fn read_progress<'a>(key: Option<&[u8]>, value: &'a [u8]) -> Option<Progress<'a>> {
+    if key != Some(PROGRESS_KEY) || value.len() < 16 {
         return None;
     }
-    let first = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-    let end = i64::from_be_bytes(value[8..].try_into().expect("8 bytes"));
-    Some((first, end))
+    Some(Progress {
+        first: i64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+        end: i64::from_be_bytes(value[8..16].try_into().expect("8 bytes")),
+        tail: &value[16..],
+    })
 }
 
 /// The previous transform call, to recognise the host sending the same batch again.
@@ -270,14 +346,24 @@ fn transform(
     let mut error = None;
     let mut marked = false;
     let mut last_offset = None;
+    let tail = if session.progress { mark_tail() } else { None };
+    let mut mark = Vec::new();
     for record in batch.records() {
         let record = match record {
             Ok(record) => record,
             Err(error) => return decoding_failed(error),
         };
         if session.progress && record.key == Some(PROGRESS_KEY) {
-            // An earlier module of the chain marked the batch: pass the mark on, unseen.
-            writer.push_unchanged(&record);
+            // An earlier module of the chain marked the batch: pass the mark on, unseen, and
+            // with this module's summary if it keeps the state.
+            match tail {
+                Some(tail) => {
+                    mark.extend_from_slice(record.value);
+                    tail(&mut mark);
+                    writer.push_new(Some(PROGRESS_KEY), &mark);
+                }
+                None => writer.push_unchanged(&record),
+            }
             marked = true;
             continue;
         }
@@ -289,7 +375,11 @@ fn transform(
     }
     if session.progress && !marked && error.is_none() {
         let end = last_offset.map_or(batch.base_offset, |offset| offset.saturating_add(1));
-        writer.push_new(Some(PROGRESS_KEY), &progress_value(batch.base_offset, end));
+        mark.extend_from_slice(&progress_value(batch.base_offset, end));
+        if let Some(tail) = tail {
+            tail(&mut mark);
+        }
+        writer.push_new(Some(PROGRESS_KEY), &mark);
     }
     let status = match writer.finish(error.as_ref(), version) {
         Ok(count) => count as i32,

@@ -33,7 +33,10 @@ pub mod entry;
 pub mod host;
 pub mod wire;
 
-pub use entry::{read_progress, RecordOut, RecordsOut, Result, Scratch, Session};
+pub use entry::{
+    mark_with, read_progress, resume_params, resume_seed, Progress, RecordOut, RecordsOut, Result,
+    Scratch, Session,
+};
 pub use fluvio_smartmodule::dataplane::smartmodule::SmartModuleExtraParams;
 pub use fluvio_smartmodule::{eyre, Error};
 pub use wire::InputRecord as Record;

@@ -6,8 +6,11 @@ use std::cell::RefCell;
 
 use stockstream_core::bars::{BarEmitter, BarsConfig};
 use stockstream_core::parse_tick;
+use stockstream_core::resume::parse_max_ts;
 use stockstream_core::tick::Watchlist;
-use stockstream_smartmodule::{smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams};
+use stockstream_smartmodule::{
+    mark_with, resume_seed, smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams,
+};
 
 smartmodule!(init = init, array_map = array_map, look_back = look_back);
 
@@ -20,9 +23,25 @@ pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let param = |name: &str| params.get(name).map(String::as_str);
     let watchlist = Watchlist::from_param(param("symbols"))?;
     let config = BarsConfig::from_params(param)?;
+    let mut bars = BarEmitter::new(config);
+    // A bounded restart (stockstream materialize): the watermark where the replay starts.
+    if let Some(seed) = resume_seed(&params) {
+        bars.resume(parse_max_ts(&seed)?);
+    }
     WATCHLIST.set(watchlist);
-    BARS.set(BarEmitter::new(config));
+    BARS.set(bars);
+    mark_with(newest_admitted);
     Ok(())
+}
+
+/// Appended to each batch's progress record: where a bounded restart must start depends on
+/// the newest event time admitted (`stockstream_runner::resume`).
+fn newest_admitted(mark: &mut Vec<u8>) {
+    BARS.with_borrow(|bars| {
+        if let Some(max_ts) = bars.max_ts() {
+            mark.extend_from_slice(&max_ts.to_be_bytes());
+        }
+    });
 }
 
 pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {

@@ -209,6 +209,11 @@ impl Watermark {
         }
     }
 
+    /// The newest event time admitted; `None` before the first tick.
+    pub fn max_ts(&self) -> Option<i64> {
+        self.max_ts
+    }
+
     /// The current watermark; `None` before the first tick.
     pub fn current(&self) -> Option<i64> {
         self.max_ts.map(|ts| ts.saturating_sub(self.lateness_ms))
@@ -245,6 +250,16 @@ impl BarEmitter {
         for bar in self.closed.drain(..) {
             emit(&bar);
         }
+    }
+
+    /// See [`WindowBars::resume`].
+    pub fn resume(&mut self, max_ts: i64) {
+        self.bars.resume(max_ts);
+    }
+
+    /// See [`WindowBars::max_ts`].
+    pub fn max_ts(&self) -> Option<i64> {
+        self.bars.max_ts()
     }
 
     /// Feeds a tick replayed to rebuild the open windows after a restart: windows it closes
@@ -288,6 +303,25 @@ impl WindowBars {
     /// Largest ts seen minus lateness; `None` before the first tick.
     pub fn watermark(&self) -> Option<i64> {
         self.watermark.current()
+    }
+
+    /// The newest event time admitted (the watermark before lateness); `None` before the
+    /// first tick.
+    pub fn max_ts(&self) -> Option<i64> {
+        self.watermark.max_ts()
+    }
+
+    /// Prepares a fresh state for a bounded restart from an input offset where the newest
+    /// event time admitted so far was `max_ts`.
+    ///
+    /// Fed the input from there, every tick is admitted or found late as in the uninterrupted
+    /// run. From an offset at or before the first tick with `ts >= watermark - size` (the
+    /// watermark at the resume point), the windows still open there get all their ticks, in
+    /// the same order; the older ticks only make windows that close before the resume point,
+    /// so the bars emitted after it are the uninterrupted run's.
+    pub fn resume(&mut self, max_ts: i64) {
+        debug_assert!(self.arrivals == 0, "resume a fresh state");
+        self.watermark.max_ts = Some(max_ts);
     }
 
     /// Ticks rejected as late so far.

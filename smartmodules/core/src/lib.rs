@@ -9,6 +9,7 @@
 //! - [`zscore`]: the z-score anomaly rule.
 //! - [`bars`]: Spark-compatible sliding windows with watermark and late-tick accounting.
 //! - [`episodes`]: anomalies grouped into alerts (a symbol's anomalies within a cooldown).
+//! - [`resume`]: the seed of a bounded restart of the stateful modules.
 //! - [`json`]: the small, allocation-free JSON scanner and writers the modules share.
 
 pub mod bars;
@@ -16,6 +17,7 @@ pub mod duration;
 pub mod episodes;
 pub mod json;
 pub mod moments;
+pub mod resume;
 pub mod rolling;
 mod sliding;
 pub mod tick;

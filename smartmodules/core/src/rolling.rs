@@ -322,6 +322,9 @@ pub(crate) type SymbolMap<V> = HashMap<Box<str>, V, BuildHasherDefault<FnvHasher
 pub struct RollingStats {
     config: RollingConfig,
     symbols: SymbolMap<SymbolWindow>,
+    /// Symbols of a bounded restart not started yet: each starts at its first tick at or after
+    /// the event time given (see [`RollingStats::resume`]).
+    pending: SymbolMap<i64>,
 }
 
 impl std::fmt::Debug for RollingStats {
@@ -329,6 +332,7 @@ impl std::fmt::Debug for RollingStats {
         f.debug_struct("RollingStats")
             .field("config", &self.config)
             .field("symbols", &self.symbols.len())
+            .field("pending", &self.pending.len())
             .finish()
     }
 }
@@ -338,7 +342,34 @@ impl RollingStats {
         Self {
             config,
             symbols: SymbolMap::default(),
+            pending: SymbolMap::default(),
         }
+    }
+
+    /// Prepares a fresh state for a bounded restart: each symbol listed starts with its first
+    /// tick at or after the event time given, and its ticks before that are answered as late
+    /// and change nothing.
+    ///
+    /// Fed the input from any offset at or before each symbol's first accepted tick with
+    /// `ts >= `[`Self::replay_from`], up to the resume point, the state there is bit for bit that
+    /// of the uninterrupted run (accepted ticks have non-decreasing times, so every tick of the
+    /// symbol before that one is older than the start, late or not). The price basis only: a
+    /// return would also need the price before the start.
+    pub fn resume(&mut self, starts: impl IntoIterator<Item = (Box<str>, i64)>) {
+        debug_assert!(self.symbols.is_empty(), "resume a fresh state");
+        self.pending.extend(starts);
+    }
+
+    /// Symbols of [`Self::resume`] whose start has not come yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Every symbol with state, with [`Self::replay_from`].
+    pub fn replay_points(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.symbols
+            .keys()
+            .filter_map(|symbol| Some((&**symbol, self.replay_from(symbol)?)))
     }
 
     pub fn config(&self) -> RollingConfig {
@@ -350,6 +381,12 @@ impl RollingStats {
         let config = self.config;
         if let Some(window) = self.symbols.get_mut(tick.symbol) {
             return window.update(config, tick);
+        }
+        if let Some(&start) = self.pending.get(tick.symbol) {
+            if tick.ts < start {
+                return Enrichment::late(config.basis);
+            }
+            self.pending.remove(tick.symbol);
         }
         let mut window = SymbolWindow {
             current_ts: i64::MIN,

@@ -6,11 +6,12 @@
 use std::cell::RefCell;
 
 use stockstream_core::parse_tick;
+use stockstream_core::resume::parse_starts;
 use stockstream_core::rolling::{RollingConfig, RollingStats};
 use stockstream_core::tick::Watchlist;
 use stockstream_core::zscore::{ScoringInput, ZScoreConfig};
 use stockstream_smartmodule::{
-    eyre, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
+    eyre, resume_seed, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
 };
 
 smartmodule!(init = init, filter_map = filter_map, look_back = look_back);
@@ -40,9 +41,14 @@ thread_local! {
 
 pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let param = |name: &str| params.get(name).map(String::as_str);
+    let mut stats = RollingStats::new(RollingConfig::from_params(param)?);
+    // A bounded restart (stockstream materialize): each symbol starts where its state began.
+    if let Some(seed) = resume_seed(&params) {
+        stats.resume(parse_starts(&seed)?);
+    }
     let enricher = Enricher {
         watchlist: Watchlist::from_param(param("symbols"))?,
-        stats: RollingStats::new(RollingConfig::from_params(param)?),
+        stats,
         zscore: ZScoreConfig::from_params(param)?,
     };
     ENRICHER.set(enricher);

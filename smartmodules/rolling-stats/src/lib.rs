@@ -3,9 +3,10 @@
 use std::cell::RefCell;
 
 use stockstream_core::parse_tick;
+use stockstream_core::resume::parse_starts;
 use stockstream_core::rolling::{RollingConfig, RollingStats};
 use stockstream_smartmodule::{
-    eyre, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
+    eyre, resume_seed, smartmodule, Record, RecordOut, Result, SmartModuleExtraParams,
 };
 
 smartmodule!(init = init, map = map, look_back = look_back);
@@ -16,7 +17,12 @@ thread_local! {
 
 pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let config = RollingConfig::from_params(|name| params.get(name).map(String::as_str))?;
-    STATS.with_borrow_mut(|stats| *stats = RollingStats::new(config));
+    let mut stats = RollingStats::new(config);
+    // A bounded restart (stockstream materialize): each symbol starts where its state began.
+    if let Some(seed) = resume_seed(&params) {
+        stats.resume(parse_starts(&seed)?);
+    }
+    STATS.set(stats);
     Ok(())
 }
 

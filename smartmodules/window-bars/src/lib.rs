@@ -5,8 +5,9 @@ use std::cell::RefCell;
 
 use stockstream_core::bars::{BarEmitter, BarsConfig};
 use stockstream_core::parse_tick;
+use stockstream_core::resume::parse_max_ts;
 use stockstream_smartmodule::{
-    eyre, smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams,
+    eyre, mark_with, resume_seed, smartmodule, Record, RecordsOut, Result, SmartModuleExtraParams,
 };
 
 smartmodule!(init = init, array_map = array_map, look_back = look_back);
@@ -17,8 +18,24 @@ thread_local! {
 
 pub fn init(params: SmartModuleExtraParams) -> Result<()> {
     let config = BarsConfig::from_params(|name| params.get(name).map(String::as_str))?;
-    BARS.set(BarEmitter::new(config));
+    let mut bars = BarEmitter::new(config);
+    // A bounded restart (stockstream materialize): the watermark where the replay starts.
+    if let Some(seed) = resume_seed(&params) {
+        bars.resume(parse_max_ts(&seed)?);
+    }
+    BARS.set(bars);
+    mark_with(newest_admitted);
     Ok(())
+}
+
+/// Appended to each batch's progress record: where a bounded restart must start depends on
+/// the newest event time admitted (`stockstream_runner::resume`).
+fn newest_admitted(mark: &mut Vec<u8>) {
+    BARS.with_borrow(|bars| {
+        if let Some(max_ts) = bars.max_ts() {
+            mark.extend_from_slice(&max_ts.to_be_bytes());
+        }
+    });
 }
 
 pub fn array_map(record: &Record, out: &mut RecordsOut) -> Result<()> {
