@@ -556,21 +556,23 @@ fn materialize_resumes_after_a_stop_and_a_kill_9_without_duplicates_or_gaps() {
     );
     let anomalies_past_mark = anomalies_lane["past_mark"].as_u64().unwrap_or(0);
 
-    // 3. Restart: the chains go through the partition again in the SPU (window state), the
-    //    committed records are dropped, the ones already in the derived topics are written to
-    //    files only, and the rest carries on.
+    // 3. Restart: the stateful chains go through the input from their resume points again in
+    //    the SPU (window state), the committed records are dropped, the ones already in the
+    //    derived topics are written to files only, and the rest carries on.
     let report = stderr(&materialize(&cluster, &outputs, &[]));
-    let number_after = |label: &str| -> u64 {
-        let at = report
-            .find(label)
-            .unwrap_or_else(|| panic!("no {label:?} in {report}"));
-        let rest = &report[at + label.len()..];
-        rest.split_whitespace().next().unwrap().parse().unwrap()
-    };
+    // The stateful lanes restart from their resume points: at 5 ticks a second, the rolling
+    // statistics need at most two windows (3,000 ticks) before the point, the bars one
+    // window (1,500), each rounded down to a stored batch's start; not the 7,000 and more
+    // ticks before the point.
     assert!(
-        number_after("replayed (committed before) ") > 5_000,
+        (1..=3_500).contains(&reread(&report, "enriched")),
         "{report}"
     );
+    assert!(
+        (1..=2_000).contains(&reread(&report, "bars_5m")),
+        "{report}"
+    );
+    assert_eq!(reread(&report, "anomalies"), 0, "{report}");
     let replayed = &report[report.find("replayed (committed before) ").unwrap()..];
     let replayed = &replayed[..replayed.find(';').unwrap()];
     let replayed_anomalies: u64 = replayed
@@ -898,13 +900,9 @@ fn fluvio_cli_consume_with_transforms_files_and_look_back() {
 /// window-bars watermark is per partition, as in any partitioned stream processor).
 #[test]
 fn two_partitions_on_two_spus_materialize_partition_by_partition() {
-    let Some(cluster) = cluster_of("two_partitions_on_two_spus", 2) else {
+    let Some(cluster) = two_partitions("two_partitions_on_two_spus") else {
         return;
     };
-    ok(
-        stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]),
-        "stockstream setup --partitions 2",
-    );
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ticks.jsonl");
     let lines = write_ticks(&input, 6_000, 41, 5.0);
@@ -912,24 +910,119 @@ fn two_partitions_on_two_spus_materialize_partition_by_partition() {
     let outputs = dir.path().join("materialized");
     let report = stderr(&materialize(&cluster, &outputs, &[]));
     assert!(report.contains("materialize: 2 partition(s)"), "{report}");
+    let total = assert_partitions_match_transform(&cluster, dir.path(), 1e-9);
+    assert_eq!(total, lines.len());
+}
+
+/// A cluster of two SPUs with the topics set up with two partitions.
+fn two_partitions(test: &str) -> Option<Serialized> {
+    let cluster = cluster_of(test, 2)?;
+    ok(
+        stockstream(&["setup", "--fluvio", &cluster.endpoint, "--partitions", "2"]),
+        "stockstream setup --partitions 2",
+    );
+    Some(cluster)
+}
+
+/// Each derived partition p holds what transform makes of raw partition p (statistics within
+/// `tolerance`, relative); returns the raw records counted.
+fn assert_partitions_match_transform(cluster: &FluvioCluster, dir: &Path, tolerance: f64) -> usize {
     let mut total = 0;
     for partition in 0..2 {
-        let raw = read_partition(&cluster, "stock-ticks", partition);
+        let raw = read_partition(cluster, "stock-ticks", partition);
         assert!(!raw.is_empty(), "partition {partition} got no ticks");
         total += raw.len();
-        let part_input = dir.path().join(format!("p{partition}.jsonl"));
+        let part_input = dir.join(format!("p{partition}.jsonl"));
         fs::write(&part_input, raw.join("\n") + "\n").unwrap();
-        let part_dir = dir.path().join(format!("p{partition}"));
+        let part_dir = dir.join(format!("p{partition}"));
         fs::create_dir_all(&part_dir).unwrap();
         let want = transform_all(&part_input, &part_dir);
         for ((topic, _), want) in DERIVED.iter().zip(&want) {
-            let got = read_partition(&cluster, topic, partition).join("\n");
-            if let Some(diff) = diff_json_lines(&got, want, 1e-9) {
+            let got = read_partition(cluster, topic, partition).join("\n");
+            if let Some(diff) = diff_json_lines(&got, want, tolerance) {
                 panic!("{topic} partition {partition} differs from transform:\n{diff}");
             }
         }
     }
-    assert_eq!(total, lines.len());
+    total
+}
+
+/// A count of materialize's report, "input read again to restart: N enriched, ...".
+fn reread(report: &str, stream: &str) -> u64 {
+    let label = "input read again to restart: ";
+    let list = &report[report.find(label).unwrap_or_else(|| panic!("{report}"))..];
+    let list = &list[label.len()..list.find(';').unwrap()];
+    list.split(", ")
+        .find_map(|part| part.strip_suffix(&format!(" {stream}")))
+        .unwrap_or_else(|| panic!("no {stream} count in {list:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Issue 15, the bounded restart: two partitions, each of about 26 windows of event time,
+/// with late ticks and invalid records all along. A restart late in the partitions reads
+/// again only what the window state depends on (the rolling statistics' last two windows,
+/// the bars' last one: a few thousand ticks, not the 30,000 before the resume point), and
+/// every derived partition is then, bit for bit, what `stockstream transform` makes of its
+/// raw partition.
+#[test]
+fn a_restart_reads_about_a_window_of_a_long_partition_and_changes_no_record() {
+    let Some(cluster) = two_partitions("bounded_restart") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 5 ticks a second: 40,000 ticks are 8,000 s, 26 windows of 5 minutes.
+    let mut lines = write_ticks(&dir.path().join("ticks.jsonl"), 40_000, 53, 5.0);
+    for i in (40..lines.len()).step_by(89) {
+        lines.swap(i - 9, i); // late ticks
+    }
+    for i in (17..lines.len()).step_by(613) {
+        let symbol = serde_json::from_str::<serde_json::Value>(&lines[i]).unwrap()["symbol"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        lines.insert(i, format!(r#"{{"symbol":"{symbol}","ts":1,"price":-2}}"#));
+    }
+    let keyed = |lines: &[String]| {
+        let fluvio = cluster.connect().unwrap();
+        run_block_on(async {
+            let producer = fluvio.topic_producer("stock-ticks").await?;
+            for line in lines {
+                // Keyed by symbol: a symbol's ticks, valid or not, stay in one partition.
+                let value: serde_json::Value = serde_json::from_str(line)?;
+                let key = value["symbol"].as_str().unwrap_or_default().to_owned();
+                producer
+                    .send(fluvio::RecordKey::from(key), line.clone().into_bytes())
+                    .await?;
+            }
+            producer.flush().await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .unwrap();
+    };
+    let outputs = dir.path().join("materialized");
+    let cut = lines.len() * 3 / 4;
+    keyed(&lines[..cut]);
+    let first = stderr(&materialize(&cluster, &outputs, &[]));
+    assert_eq!(reread(&first, "enriched"), 0, "{first}");
+    keyed(&lines[cut..]);
+    let report = stderr(&materialize(&cluster, &outputs, &[]));
+    eprintln!("{report}");
+    // Per partition, two windows are about 1,500 ticks; a little more for the batches the
+    // resume points round down to. The whole partitions held 15,000 each at the restart.
+    let enriched = reread(&report, "enriched");
+    assert!((1..=4_500).contains(&enriched), "{report}");
+    assert!(
+        (1..=3_000).contains(&reread(&report, "bars_5m")),
+        "{report}"
+    );
+    assert_eq!(reread(&report, "anomalies"), 0, "{report}");
+    assert!(
+        report.contains("every lane read its input to the end"),
+        "{report}"
+    );
+
+    assert_partitions_match_transform(&cluster, dir.path(), 0.0);
 }
 
 /// `ticks` synthetic ticks (1,000 a second of event time) into stock-ticks, as fast as the

@@ -12,20 +12,23 @@
 //! files named by commit number, publishes them atomically, then replaces `_materialize.json`,
 //! which holds how many records each lane has put in its derived partition. On restart:
 //!
-//! - window state: each lane reads its partition again from the start through a fresh chain in
-//!   the SPU, so the modules go through the very states of the first run, and drops the first
-//!   `produced` records it gets back (they are committed). A chain is a deterministic function
-//!   of its input, so the records after them are the ones an uninterrupted run makes.
-//!   Two shortcuts are not taken, on purpose: record offsets (an SPU numbers a chain's output
-//!   records consecutively from the start of the input batch, so after a filtered tick they no
-//!   longer name their input), and broker-side `look_back` (an SPU reads the *newest* records
-//!   of the partition for it, which lie after the resume position whenever the producer went
-//!   on meanwhile, so those ticks would be counted twice). The price is a restart that re-reads
-//!   the retained partition; if retention has already removed its first records, the state
-//!   cannot be rebuilt exactly and materialize says so instead of guessing. A chain of
-//!   stateless modules (the anomalies lane: zscore-anomaly scores what rolling-stats wrote)
-//!   needs no replay: it starts at the input offset the SPU's progress records reached by the
-//!   last commit, and drops the records of that batch already committed;
+//! - window state: each lane's checkpoint holds `read_to`, the input offset after the last
+//!   batch whose whole output is committed (from the SPU's progress records), and
+//!   `past_mark`, the committed records of the batch after it. A chain of stateless modules
+//!   (the anomalies lane: zscore-anomaly scores what rolling-stats wrote) starts at `read_to`.
+//!   A stateful chain starts at its resume point (`stockstream_runner::resume`): an input
+//!   offset about one to two windows before `read_to`, with a seed for the stateful module, so
+//!   that the fresh chain is at `read_to` in the very state of the uninterrupted one; the
+//!   output it gives before `read_to` is dropped by the progress records. Either way the first
+//!   `past_mark` records after `read_to` are dropped (they are committed). A chain the
+//!   resume points do not cover reads the partition from its start and drops the first
+//!   `produced` records. Two shortcuts are not taken, on purpose: record offsets (an SPU
+//!   numbers a chain's output records consecutively from the start of the input batch, so
+//!   after a filtered tick they no longer name their input), and broker-side `look_back` (an
+//!   SPU reads the *newest* records of the partition for it, which lie after the resume
+//!   position whenever the producer went on meanwhile, so those ticks would be counted twice).
+//!   If retention has already removed input the state needs, it cannot be rebuilt exactly and
+//!   materialize says so instead of guessing;
 //! - derived topics: records the lane produced after its last commit are already in its
 //!   derived partition (its end offset says how many); they are written to files but not
 //!   produced again;
@@ -68,9 +71,11 @@ use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Pa
 use stockstream_pipeline::run::write_parquet_files;
 use stockstream_pipeline::store::{Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
+use stockstream_runner::replay::ChainReplay;
+use stockstream_runner::resume::{ResumePoint, ResumeTracker};
 use stockstream_runner::ChainSpec;
 use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM};
-use stockstream_smartmodule::read_progress;
+use stockstream_smartmodule::{read_progress, resume_params};
 
 use crate::topics;
 
@@ -147,6 +152,11 @@ pub struct LanePosition {
     /// Records in `produced` that the batch starting at `read_to` gave.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub past_mark: u64,
+    /// Where a stateful chain restarts to be at `read_to` in the state it had there, and with
+    /// what seed (`stockstream_runner::resume`); absent: it replays the partition from its
+    /// start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumePoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +207,8 @@ pub struct Report {
     pub records: BTreeMap<&'static str, u64>,
     /// Records the replay made again and dropped (committed before), per stream.
     pub replayed: BTreeMap<&'static str, u64>,
+    /// Input records the restarting lanes read again before their resume point, per stream.
+    pub reread: BTreeMap<&'static str, u64>,
     /// Records found already in the derived topics after the last commit (not produced twice).
     pub already_produced: u64,
     /// Commits by this process.
@@ -219,11 +231,12 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; {} already in the derived topics; {} commits under {} in {:.2} s{}",
+            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; input read again to restart: {}; {} already in the derived topics; {} commits under {} in {:.2} s{}",
             self.partitions,
             self.records.values().sum::<u64>(),
             list(&self.records),
             list(&self.replayed),
+            list(&self.reread),
             self.already_produced,
             self.commits,
             self.outputs,
@@ -234,6 +247,50 @@ impl std::fmt::Display for Report {
                 ""
             }
         )
+    }
+}
+
+impl Lane {
+    /// The progress record of the batch `[first, end)`.
+    fn batch_end(&mut self, first: i64, end: i64, tail: &[u8]) -> anyhow::Result<()> {
+        let (first, end) = (first.max(0) as u64, end.max(0) as u64);
+        self.read_to = self.read_to.max(end);
+        self.past_mark = 0;
+        if let Some(tracker) = &mut self.tracker {
+            if let Err(diverged) = tracker.batch_end(first, tail) {
+                // Exact all the same: without a resume point, the next restart replays the
+                // partition from its start.
+                tracing::warn!(
+                    stream = self.stream.name(),
+                    partition = self.partition,
+                    "{diverged}: restarts of this lane will replay the partition from its start"
+                );
+                self.tracker = None;
+            }
+        }
+        if let Some(to) = self.replay_to {
+            anyhow::ensure!(
+                self.read_to <= to,
+                "the {} chain's replay on partition {} of {} went from offset {first} to {end}, past the resume point {to} (were the input's batches rewritten?); nothing after the last commit was kept",
+                self.stream.name(),
+                self.partition,
+                self.source
+            );
+            if self.read_to == to {
+                self.replay_to = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where this lane restarts, for the checkpoint of a commit at `read_to`: the tracker's
+    /// point there, or else the last one committed (a restart from an earlier point replays
+    /// further, to the same state), or else none (a replay from the partition's start).
+    fn resume_point(&mut self) -> Option<ResumePoint> {
+        let tracker = self.tracker.as_mut()?;
+        tracker
+            .resume_point(self.read_to)
+            .or_else(|| self.position.resume.clone())
     }
 }
 
@@ -258,6 +315,11 @@ struct Lane {
     /// Records the lane got from the batch starting at `read_to` (committed before or not).
     past_mark: u64,
     position: LanePosition,
+    /// While a bounded restart replays the input before its resume point: that point, where
+    /// the committed output goes on (everything the chain gives before it is dropped).
+    replay_to: Option<u64>,
+    /// Knows where the lane would restart (stateful chains that support it).
+    tracker: Option<ResumeTracker>,
     /// Records still to come that were committed before (the replay of the partition).
     skip: u64,
     /// Records still to come that the derived partition already holds.
@@ -402,13 +464,25 @@ pub async fn materialize(
             );
             let already = end - position.produced;
             report.already_produced += already;
-            // A chain of stateless modules restarts where it stopped; the others replay the
-            // partition from its start (see the module documentation).
-            let resume_at = match position.read_to {
-                Some(read_to) if stateless(spec) => read_to,
-                _ => 0,
+            // A chain of stateless modules restarts where it stopped; a stateful one from its
+            // resume point, or else from the partition's start (see the module
+            // documentation).
+            let replay = ChainReplay::for_chain(spec)?;
+            let (resume_at, replay_to, point) = match (position.read_to, &position.resume) {
+                (Some(read_to), _) if stateless(spec) => (read_to, None, None),
+                (Some(read_to), Some(point)) if point.from <= read_to => {
+                    (point.from, Some(read_to), Some(point))
+                }
+                _ => (0, None, None),
             };
-            let skip = if resume_at > 0 {
+            let tracker = ResumeTracker::for_chain(&replay, point)
+                .with_context(|| format!("the resume point in {checkpoint_path}"))?;
+            // Nothing to read again when the state needs no input before the resume point.
+            let replay_to = replay_to.filter(|to| *to > resume_at);
+            if let Some(to) = replay_to {
+                *report.reread.entry(stream.name()).or_default() += to - resume_at;
+            }
+            let skip = if position.read_to.is_some() && (resume_at > 0 || replay_to.is_some()) {
                 position.past_mark
             } else {
                 position.produced
@@ -445,7 +519,11 @@ pub async fn materialize(
                         // after a filtered tick is not its input's; the new stream would start
                         // a fresh chain mid-partition. Fail instead: a restart resumes exactly.
                         .retry_mode(RetryMode::Disabled)
-                        .smartmodule(invocations_reporting(spec, config.fetch_bytes))
+                        .smartmodule(invocations_resuming(
+                            spec,
+                            config.fetch_bytes,
+                            replay.stateful_step().zip(point),
+                        ))
                         .build()
                         .context("consumer settings")?,
                 )
@@ -467,6 +545,7 @@ pub async fn materialize(
                 partition,
                 committed = position.produced,
                 resume_at,
+                resume_point = replay_to,
                 already,
                 "lane open"
             );
@@ -476,6 +555,8 @@ pub async fn materialize(
                 source: source.clone(),
                 read_to: resume_at,
                 past_mark: 0,
+                replay_to,
+                tracker,
                 skip,
                 position,
                 already,
@@ -551,7 +632,7 @@ pub async fn materialize(
                 // What this process sent to stock-enriched must be there before the anomalies
                 // lane can be said to have read it.
                 if commits.records > 0 {
-                    commits.commit(&lanes, &alert_lanes).await?;
+                    commits.commit(&mut lanes, &alert_lanes).await?;
                 }
                 let behind = lanes_behind(fluvio, &lanes).await?;
                 if behind.is_empty() {
@@ -595,10 +676,21 @@ pub async fn materialize(
                 };
                 let lane = &mut lanes[index];
                 let key = record.record.key.as_ref().map(|k| k.as_ref());
-                if let Some((_, end)) = read_progress(key, record.record.value.as_ref()) {
-                    lane.read_to = lane.read_to.max(end.max(0) as u64);
-                    lane.past_mark = 0;
+                let value = record.record.value.as_ref();
+                if let Some(progress) = read_progress(key, value) {
+                    if let Err(e) = lane.batch_end(progress.first, progress.end, progress.tail) {
+                        failure = Some(e);
+                        break;
+                    }
                     last_progress = Instant::now();
+                    continue;
+                }
+                if let Some(tracker) = &mut lane.tracker {
+                    tracker.record(value);
+                }
+                if lane.replay_to.is_some() {
+                    // Before the resume point: the replay that rebuilds the state.
+                    *report.replayed.entry(lane.stream.name()).or_default() += 1;
                     continue;
                 }
                 lane.past_mark += 1;
@@ -607,7 +699,6 @@ pub async fn materialize(
                     *report.replayed.entry(lane.stream.name()).or_default() += 1;
                     continue;
                 }
-                let value = record.record.value.as_ref();
                 let rows = parse_rows(lane.stream, [value])?;
                 lane.position.produced += 1;
                 *report.records.entry(lane.stream.name()).or_default() += 1;
@@ -673,12 +764,12 @@ pub async fn materialize(
             }
         };
         if due {
-            commits.commit(&lanes, &alert_lanes).await?;
+            commits.commit(&mut lanes, &alert_lanes).await?;
         }
     }
     // What was handled before a failure is consistent: commit it, then report the failure.
     if commits.records > 0 || commits.committed.commits == 0 {
-        commits.commit(&lanes, &alert_lanes).await?;
+        commits.commit(&mut lanes, &alert_lanes).await?;
     }
     if let Some(failure) = failure {
         return Err(failure);
@@ -706,8 +797,12 @@ struct Committer {
 impl Committer {
     /// Makes everything pending durable: the derived records acknowledged, the files
     /// published, then the checkpoint.
-    async fn commit(&mut self, lanes: &[Lane], alert_lanes: &[AlertLane]) -> anyhow::Result<()> {
-        for lane in lanes {
+    async fn commit(
+        &mut self,
+        lanes: &mut [Lane],
+        alert_lanes: &[AlertLane],
+    ) -> anyhow::Result<()> {
+        for lane in lanes.iter() {
             lane.producer
                 .flush()
                 .await
@@ -751,14 +846,16 @@ impl Committer {
         staging.publish()?;
         next.commits += 1;
         next.lanes.clear();
-        for lane in lanes {
+        for lane in lanes.iter_mut() {
             let list = next.lanes.entry(lane.stream.name().to_owned()).or_default();
             debug_assert_eq!(list.len(), lane.partition as usize);
             let mut position = lane.position.clone();
             // Mid-replay, the lane is not yet where the last commit left it.
-            if lane.skip == 0 {
+            if lane.skip == 0 && lane.replay_to.is_none() {
                 position.read_to = Some(lane.read_to);
                 position.past_mark = lane.past_mark;
+                position.resume = lane.resume_point();
+                lane.position.resume = position.resume.clone();
             }
             list.push(position);
         }
@@ -827,6 +924,23 @@ pub fn invocations_reporting(spec: &ChainSpec, fetch_bytes: u32) -> Vec<SmartMod
             invocation
                 .params
                 .insert(MAX_OUTPUT_PARAM.to_owned(), fetch_bytes.to_string());
+        }
+    }
+    chain
+}
+
+/// [`invocations_reporting`], with the seed of a bounded restart given to the stateful step
+/// (`(step index, resume point)`).
+pub fn invocations_resuming(
+    spec: &ChainSpec,
+    fetch_bytes: u32,
+    resume: Option<(usize, &ResumePoint)>,
+) -> Vec<SmartModuleInvocation> {
+    let mut chain = invocations_reporting(spec, fetch_bytes);
+    if let Some((step, point)) = resume {
+        let params = &mut chain[step].params;
+        for (name, value) in resume_params(&point.seed) {
+            params.insert(name, value);
         }
     }
     chain

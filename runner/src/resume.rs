@@ -29,8 +29,8 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use stockstream_core::bars::BarsConfig;
 use stockstream_core::resume::{format_max_ts, format_starts, parse_max_ts, parse_starts};
-use stockstream_core::rolling::{RollingConfig, RollingStats};
-use stockstream_core::{ParamError, Tick};
+use stockstream_core::rolling::{RollingConfig, RollingStats, LATE_TRUE_SUFFIX};
+use stockstream_core::{parse_tick, ParamError};
 
 use crate::replay::{ChainReplay, ReplayKind};
 
@@ -80,6 +80,8 @@ impl ResumeTracker {
                 Some(Self::Rolling(RollingTracker {
                     stats,
                     runs: HashMap::new(),
+                    held: Vec::new(),
+                    held_ends: Vec::new(),
                 }))
             }
             ReplayKind::Bars { config } => Some(Self::Bars(BarsTracker {
@@ -91,20 +93,25 @@ impl ResumeTracker {
         })
     }
 
-    /// One record the lane emitted, from the batch starting at `batch`: for rolling statistics
-    /// the enriched tick and its `late` flag (bars need nothing per record).
-    pub fn record(&mut self, batch: u64, tick: &Tick<'_>, late: bool) -> Result<(), Diverged> {
-        match self {
-            Self::Rolling(tracker) => tracker.record(batch, tick, late),
-            Self::Bars(_) => Ok(()),
+    /// A record the lane emitted for the batch being read (only rolling statistics need
+    /// them: the enriched ticks). It counts once the batch's progress record comes: a resume
+    /// point is always at a batch's end.
+    pub fn record(&mut self, value: &[u8]) {
+        if let Self::Rolling(tracker) = self {
+            tracker.held.extend_from_slice(value);
+            tracker.held_ends.push(tracker.held.len());
         }
     }
 
-    /// The progress record closing the batch `[first, end)`, with what the stateful step
-    /// appended to it.
-    pub fn batch_end(&mut self, first: u64, tail: &[u8]) {
-        if let Self::Bars(tracker) = self {
-            tracker.batch_end(first, tail);
+    /// The progress record closing the batch that starts at `first`, with what the stateful
+    /// step appended to it.
+    pub fn batch_end(&mut self, first: u64, tail: &[u8]) -> Result<(), Diverged> {
+        match self {
+            Self::Rolling(tracker) => tracker.batch_end(first),
+            Self::Bars(tracker) => {
+                tracker.batch_end(first, tail);
+                Ok(())
+            }
         }
     }
 
@@ -131,33 +138,48 @@ pub struct RollingTracker {
     /// Per symbol, oldest first: (event time of the first accepted tick of a batch, that
     /// batch's first offset), one entry per batch with accepted ticks of the symbol.
     runs: HashMap<Box<str>, VecDeque<(i64, u64)>>,
+    /// The records of the batch being read, one after the other, and where each ends.
+    held: Vec<u8>,
+    held_ends: Vec<usize>,
 }
 
 impl RollingTracker {
-    fn record(&mut self, batch: u64, tick: &Tick<'_>, late: bool) -> Result<(), Diverged> {
-        let ours = self.stats.update(tick).late;
-        if ours != late {
-            return Err(Diverged {
-                symbol: tick.symbol.to_owned(),
-                ts: tick.ts,
-                late,
-            });
-        }
-        if late {
-            return Ok(());
-        }
-        match self.runs.get_mut(tick.symbol) {
-            Some(runs) => {
-                if runs.back().is_none_or(|(_, b)| *b != batch) {
-                    runs.push_back((tick.ts, batch));
+    fn batch_end(&mut self, batch: u64) -> Result<(), Diverged> {
+        let mut start = 0;
+        let mut result = Ok(());
+        for &end in &self.held_ends {
+            let value = &self.held[start..end];
+            start = end;
+            let Ok(tick) = parse_tick(value) else {
+                continue;
+            };
+            let late = value.ends_with(LATE_TRUE_SUFFIX);
+            if self.stats.update(&tick).late != late {
+                result = Err(Diverged {
+                    symbol: tick.symbol.to_owned(),
+                    ts: tick.ts,
+                    late,
+                });
+                break;
+            }
+            if late {
+                continue;
+            }
+            match self.runs.get_mut(tick.symbol) {
+                Some(runs) => {
+                    if runs.back().is_none_or(|(_, b)| *b != batch) {
+                        runs.push_back((tick.ts, batch));
+                    }
+                }
+                None => {
+                    self.runs
+                        .insert(tick.symbol.into(), VecDeque::from([(tick.ts, batch)]));
                 }
             }
-            None => {
-                self.runs
-                    .insert(tick.symbol.into(), VecDeque::from([(tick.ts, batch)]));
-            }
         }
-        Ok(())
+        self.held.clear();
+        self.held_ends.clear();
+        result
     }
 
     fn resume_point(&mut self, read_to: u64) -> Option<ResumePoint> {

@@ -503,23 +503,13 @@ fn lane_with_restart(yaml: &str, input: &[Vec<u8>], restart_before: Option<usize
         assert_eq!(error, None);
         let (mark, data) = out.split_last().unwrap();
         for record in data {
-            if let Ok(row) = serde_json::from_slice::<serde_json::Value>(record.value.as_ref()) {
-                if let Some(late) = row["late"].as_bool() {
-                    let tick = stockstream_core::Tick {
-                        symbol: row["symbol"].as_str().unwrap(),
-                        ts: row["ts"].as_i64().unwrap(),
-                        price: row["price"].as_f64().unwrap(),
-                        volume: row["volume"].as_u64().unwrap_or(0),
-                    };
-                    tracker.record(first, &tick, late).unwrap();
-                }
-            }
+            tracker.record(record.value.as_ref());
         }
         let progress =
             stockstream_smartmodule::read_progress(Some(PROGRESS_KEY), mark.value.as_ref())
                 .unwrap();
         assert_eq!(progress.first, first as i64);
-        tracker.batch_end(first, progress.tail);
+        tracker.batch_end(first, progress.tail).unwrap();
         if run.outputs.len() == b {
             run.outputs.push(values(data));
         }

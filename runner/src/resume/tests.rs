@@ -72,10 +72,10 @@ enum Step {
     Bars(BarEmitter),
 }
 
-/// A record the step emitted: its text (every bit of it), and the tick it carries.
+/// A record the step emitted: its text (every bit of it), and its value.
 struct Emitted {
     text: String,
-    tick: Option<(Vec<u8>, bool)>,
+    value: Vec<u8>,
 }
 
 impl Step {
@@ -127,7 +127,11 @@ impl Step {
                             e.prev_count,
                             e.late
                         ),
-                        tick: Some((record.clone(), e.late)),
+                        value: {
+                            let mut value = Vec::new();
+                            e.write_onto(record, &mut value);
+                            value
+                        },
                     });
                 }
                 Self::Bars(bars) => bars.push(&tick, |bar| {
@@ -145,7 +149,7 @@ impl Step {
                             bar.std.map(f64::to_bits),
                             bar.count
                         ),
-                        tick: None,
+                        value: Vec::new(),
                     })
                 }),
             }
@@ -181,13 +185,9 @@ fn run_lane(
         let (first, records) = &batches[b];
         let (out, tail) = step.batch(records);
         for emitted in &out {
-            if let Some((record, late)) = &emitted.tick {
-                tracker
-                    .record(*first, &parse_tick(record).unwrap(), *late)
-                    .unwrap();
-            }
+            tracker.record(&emitted.value);
         }
-        tracker.batch_end(*first, &tail);
+        tracker.batch_end(*first, &tail).unwrap();
         if b >= keep_from {
             got[b] = out.into_iter().map(|e| e.text).collect();
         }
