@@ -1260,3 +1260,91 @@ fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
         .fold((0, 0), |(a, b), (x, y)| (a.max(*x), b.max(*y)));
     (elapsed, peaks)
 }
+
+/// No poison pill in the SPU (#13): the chains here lack tick-filter, so rolling-stats and
+/// window-bars fail on an invalid record. Each such record is dead-lettered with the module's
+/// message, skipped by its lane from then on (`stockstream.skip`), and the lanes go on; a
+/// later run does not meet it again. The topics are then what the usual chains make of the
+/// input without the bad records.
+#[test]
+fn a_record_a_module_fails_on_in_the_spu_is_dead_lettered_and_never_met_again() {
+    let Some(cluster) = cluster("poison_pill") else {
+        return;
+    };
+    setup(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let clean_input = dir.path().join("clean.jsonl");
+    let clean = write_ticks(&clean_input, 3_000, 31, 20.0);
+    let transforms = dir.path().join("transforms");
+    fs::create_dir_all(&transforms).unwrap();
+    for file in ["anomalies-from-enriched.yaml", "anomalies.yaml"] {
+        fs::copy(
+            repo_root().join("transforms").join(file),
+            transforms.join(file),
+        )
+        .unwrap();
+    }
+    fs::write(
+        transforms.join("enriched.yaml"),
+        "transforms:\n  - uses: stockstream/rolling-stats@0.1.0\n    with:\n      window: \"5m\"\n  - uses: stockstream/zscore-anomaly@0.1.0\n    with:\n      threshold: \"3.0\"\n      min_count: \"20\"\n      emit: \"all\"\n",
+    )
+    .unwrap();
+    fs::write(
+        transforms.join("bars-5m.yaml"),
+        "transforms:\n  - uses: stockstream/window-bars@0.1.0\n    with:\n      size: \"5m\"\n      slide: \"1m\"\n      lateness: \"0s\"\n",
+    )
+    .unwrap();
+    let bad = r#"{"symbol":"ES","ts":5,"price":-1}"#.to_owned();
+    let mut lines = clean.clone();
+    lines.insert(2_000, bad.clone());
+    lines.insert(1_000, bad);
+    let outputs = dir.path().join("materialized");
+    let args = ["--transforms-dir", transforms.to_str().unwrap()];
+
+    produce_raw(&cluster, &lines[..1_500]);
+    let first = stderr(&materialize(&cluster, &outputs, &args));
+    assert!(first.contains("; 2 dead-lettered"), "{first}");
+    produce_raw(&cluster, &lines[1_500..]);
+    let second = stderr(&materialize(&cluster, &outputs, &args));
+    assert!(second.contains("; 2 dead-lettered"), "met again? {second}");
+
+    let dead: Vec<serde_json::Value> = fs::read_dir(outputs.join("dead_letter"))
+        .unwrap()
+        .flat_map(|entry| {
+            let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+            text.lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut places: Vec<(String, u64)> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["reason"], "module_failed", "{d}");
+            assert!(
+                d["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("put tick-filter first"),
+                "{d}"
+            );
+            (
+                d["stream"].as_str().unwrap().to_owned(),
+                d["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            ("bars_5m".to_owned(), 1_000),
+            ("bars_5m".to_owned(), 2_001),
+            ("enriched".to_owned(), 1_000),
+            ("enriched".to_owned(), 2_001),
+        ]
+    );
+    let dir2 = dir.path().join("want");
+    fs::create_dir_all(&dir2).unwrap();
+    assert_topics_match(&cluster, &transform_all(&clean_input, &dir2));
+}

@@ -45,6 +45,7 @@
 //! the checkpoint, so a restart goes on growing them without replaying anything.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fluvio::consumer::{ConsumerConfigExtBuilder, Record as ConsumerRecord, RetryMode};
+use fluvio::dataplane::link::ErrorCode;
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{
     Fluvio, Offset, PartitionId, Partitioner, PartitionerConfig, ProduceOutput, RecordKey,
@@ -68,13 +70,13 @@ use stockstream_pipeline::alerts::{alert_json, OpenAlert};
 use stockstream_pipeline::commit::part_name;
 use stockstream_pipeline::dates::{Granularity, PartitionBy};
 use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
-use stockstream_pipeline::run::write_parquet_files;
+use stockstream_pipeline::run::{write_parquet_files, DEAD_LETTER_DIR};
 use stockstream_pipeline::store::{Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
 use stockstream_runner::replay::ChainReplay;
 use stockstream_runner::resume::{ResumePoint, ResumeTracker};
 use stockstream_runner::ChainSpec;
-use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM};
+use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM, SKIP_PARAM};
 use stockstream_smartmodule::{read_progress, resume_params};
 
 use crate::topics;
@@ -157,6 +159,10 @@ pub struct LanePosition {
     /// start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumePoint>,
+    /// Input offsets of records a module failed on, dead-lettered: the lane's chain never
+    /// sees them again (`stockstream.skip`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +224,29 @@ pub struct Report {
     pub elapsed: Duration,
     /// With `--idle-exit`: every lane had read its input partition to the end measured then.
     pub caught_up: bool,
+    /// Records a module failed on, dead-lettered and skipped.
+    pub dead_lettered: u64,
+}
+
+impl Report {
+    /// Adds up the report of a later pass of the same run.
+    fn add(&mut self, later: Report) {
+        for (into, from) in [
+            (&mut self.records, later.records),
+            (&mut self.replayed, later.replayed),
+            (&mut self.reread, later.reread),
+        ] {
+            for (stream, count) in from {
+                *into.entry(stream).or_default() += count;
+            }
+        }
+        self.partitions = later.partitions;
+        self.already_produced += later.already_produced;
+        self.commits += later.commits;
+        self.outputs = later.outputs;
+        self.caught_up = later.caught_up;
+        self.dead_lettered += later.dead_lettered;
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -231,13 +260,14 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; input read again to restart: {}; {} already in the derived topics; {} commits under {} in {:.2} s{}",
+            "materialize: {} partition(s); {} records this run ({}); replayed (committed before) {}; input read again to restart: {}; {} already in the derived topics; {} dead-lettered (a module failed on them); {} commits under {} in {:.2} s{}",
             self.partitions,
             self.records.values().sum::<u64>(),
             list(&self.records),
             list(&self.replayed),
             list(&self.reread),
             self.already_produced,
+            self.dead_lettered,
             self.commits,
             self.outputs,
             self.elapsed.as_secs_f64(),
@@ -330,16 +360,76 @@ struct Lane {
 /// A lane's records, then `None` once when its stream ends (it never should: it follows the
 /// partition).
 type LaneStream =
-    Pin<Box<dyn FuturesStream<Item = (usize, Option<Result<ConsumerRecord, String>>)>>>;
+    Pin<Box<dyn FuturesStream<Item = (usize, Option<Result<ConsumerRecord, ErrorCode>>)>>>;
+
+/// Most records one run dead-letters before it stops (a chain that fails on everything is
+/// broken, not fed a few bad records).
+pub const MAX_DEAD_LETTERS: u64 = 100;
+
+/// How one pass over the lanes ended.
+enum Outcome {
+    /// Stopped, or idle and caught up: everything is committed.
+    Done(Report),
+    /// A module failed on a record: it is dead-lettered and committed as skipped, and the
+    /// lanes must start again (their chains in the SPU ended with the failure).
+    DeadLettered(Report),
+    /// An SPU did not have this module yet when a lane opened (an SPU gets the modules a
+    /// moment after they are registered, and again after it restarts): everything before is
+    /// committed, and the lanes start again.
+    ModuleMissing(Report, String),
+}
 
 /// Runs until `stop` is set (or `idle_exit` passes), committing on schedule; everything
 /// handled is committed when it returns `Ok`.
+///
+/// A record that makes a module fail (a poison pill) is dead-lettered under
+/// `dead_letter/` with the module's message, recorded in the checkpoint as skipped by its
+/// lane (the reserved parameter `stockstream.skip`, so no restart meets it again), and the
+/// lanes go on from their last commit without it; at most [`MAX_DEAD_LETTERS`] per run.
 pub async fn materialize(
     fluvio: &Fluvio,
     config: &MaterializeConfig,
     stop: &AtomicBool,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let mut total = Report::default();
+    let mut missing_since: Option<Instant> = None;
+    loop {
+        match materialize_once(fluvio, config, stop).await? {
+            Outcome::ModuleMissing(report, module) => {
+                total.add(report);
+                let since = *missing_since.get_or_insert_with(Instant::now);
+                anyhow::ensure!(
+                    since.elapsed() < config.wait_spus,
+                    "an SPU still does not have the SmartModule {module} after {:.0} s (registered? `stockstream setup`); everything before is committed",
+                    since.elapsed().as_secs_f64()
+                );
+                tracing::info!(%module, "an SPU does not have this module yet: opening the lanes again");
+                sleep(Duration::from_millis(200)).await;
+            }
+            Outcome::Done(report) => {
+                total.add(report);
+                total.elapsed = started.elapsed();
+                return Ok(total);
+            }
+            Outcome::DeadLettered(report) => {
+                total.add(report);
+                anyhow::ensure!(
+                    total.dead_lettered < MAX_DEAD_LETTERS,
+                    "{} records made a module fail in this run (each dead-lettered under {}): the chains or the input are broken; everything before is committed",
+                    total.dead_lettered,
+                    config.outputs.display_join(DEAD_LETTER_DIR)
+                );
+            }
+        }
+    }
+}
+
+async fn materialize_once(
+    fluvio: &Fluvio,
+    config: &MaterializeConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<Outcome> {
     let root = &config.outputs;
     let lock = root.lock()?;
     anyhow::ensure!(
@@ -428,7 +518,8 @@ pub async fn materialize(
             partition: None,
         },
     };
-    let dirs: Vec<&str> = Stream::OUTPUTS.iter().map(|s| s.dir()).collect();
+    let mut dirs: Vec<&str> = Stream::OUTPUTS.iter().map(|s| s.dir()).collect();
+    dirs.push(DEAD_LETTER_DIR);
     let orphans = root.remove_orphans(&dirs, committed.commits)?;
     if orphans > 0 {
         tracing::info!("removed {orphans} file(s) of an unfinished commit");
@@ -523,6 +614,7 @@ pub async fn materialize(
                             spec,
                             config.fetch_bytes,
                             replay.stateful_step().zip(point),
+                            &position.skipped,
                         ))
                         .build()
                         .context("consumer settings")?,
@@ -535,8 +627,7 @@ pub async fn materialize(
                     )
                 })?;
             let index = lanes.len();
-            let records =
-                consumer.map(move |item| (index, Some(item.map_err(|e| format!("{e:?}")))));
+            let records = consumer.map(move |item| (index, Some(item)));
             streams.push(Box::pin(
                 records.chain(futures_util::stream::once(async move { (index, None) })),
             ));
@@ -610,6 +701,7 @@ pub async fn materialize(
             .collect(),
         partition: config.partition,
         outputs: Vec::new(),
+        dead: Vec::new(),
         records: 0,
         last: Instant::now(),
         count: 0,
@@ -618,6 +710,8 @@ pub async fn materialize(
     let mut last_progress = Instant::now();
     let mut last_end_check: Option<Instant> = None;
     let mut failure = None;
+    let mut dead_lettered = false;
+    let mut missing = None;
     let mut merged = select_all(streams);
     let mut timer = Box::pin(sleep(Duration::from_millis(200)));
     loop {
@@ -655,6 +749,39 @@ pub async fn materialize(
                 let lane = &lanes[index];
                 let record = match item {
                     Some(Ok(record)) => record,
+                    Some(Err(ErrorCode::SmartModuleRuntimeError(error)))
+                        if error.offset >= 0
+                            && !lane.position.skipped.contains(&(error.offset as u64)) =>
+                    {
+                        let offset = error.offset as u64;
+                        tracing::warn!(
+                            stream = lane.stream.name(),
+                            partition = lane.partition,
+                            offset,
+                            "a module failed on this record: dead-lettered, the lanes go on without it: {}",
+                            error.hint
+                        );
+                        commits.dead.push(ModuleFailure {
+                            stream: lane.stream.name(),
+                            topic: lane.source.clone(),
+                            partition: lane.partition,
+                            offset,
+                            reason: "module_failed",
+                            message: error.hint.clone(),
+                            record: String::from_utf8_lossy(error.record_value.as_ref())
+                                .into_owned(),
+                        });
+                        let lane = &mut lanes[index];
+                        lane.position.skipped.push(offset);
+                        lane.position.skipped.sort_unstable();
+                        report.dead_lettered += 1;
+                        dead_lettered = true;
+                        break;
+                    }
+                    Some(Err(ErrorCode::SmartModuleNotFound { name })) => {
+                        missing = Some(name);
+                        break;
+                    }
                     Some(Err(e)) => {
                         failure = Some(anyhow::anyhow!(
                             "the {} chain failed in the SPU on partition {} of {}, in the input from offset {} on (every batch before it is done and committed): {e}",
@@ -768,15 +895,30 @@ pub async fn materialize(
         }
     }
     // What was handled before a failure is consistent: commit it, then report the failure.
-    if commits.records > 0 || commits.committed.commits == 0 {
+    if commits.records > 0 || commits.committed.commits == 0 || dead_lettered {
         commits.commit(&mut lanes, &alert_lanes).await?;
     }
     if let Some(failure) = failure {
         return Err(failure);
     }
     report.commits = commits.count;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(match missing {
+        Some(module) => Outcome::ModuleMissing(report, module),
+        None if dead_lettered => Outcome::DeadLettered(report),
+        None => Outcome::Done(report),
+    })
+}
+
+/// A record a module failed on, as written under `dead_letter/`.
+#[derive(Debug, Serialize)]
+struct ModuleFailure {
+    stream: &'static str,
+    topic: String,
+    partition: u32,
+    offset: u64,
+    reason: &'static str,
+    message: String,
+    record: String,
 }
 
 /// What the next commit covers, and where commits go.
@@ -788,6 +930,8 @@ struct Committer {
     partition: PartitionBy,
     /// Acknowledgements of the derived records sent since the last commit.
     outputs: Vec<ProduceOutput>,
+    /// Records modules failed on since the last commit.
+    dead: Vec<ModuleFailure>,
     records: u64,
     last: Instant,
     /// Commits by this process.
@@ -842,6 +986,19 @@ impl Committer {
             }
         }
         next.files += write_parquet_files(files)?.len() as u64;
+        if !self.dead.is_empty() {
+            let relative = format!(
+                "{DEAD_LETTER_DIR}/{}",
+                part_name(number, number + 1, "jsonl")
+            );
+            let mut out = staging.create(&relative)?;
+            for dead in self.dead.drain(..) {
+                serde_json::to_writer(&mut out, &dead)?;
+                out.write_all(b"\n")?;
+            }
+            out.finish()?;
+            next.files += 1;
+        }
         self.lock.check()?;
         staging.publish()?;
         next.commits += 1;
@@ -930,13 +1087,27 @@ pub fn invocations_reporting(spec: &ChainSpec, fetch_bytes: u32) -> Vec<SmartMod
 }
 
 /// [`invocations_reporting`], with the seed of a bounded restart given to the stateful step
-/// (`(step index, resume point)`).
+/// (`(step index, resume point)`), and the input offsets the chain must leave out (records a
+/// module failed on).
 pub fn invocations_resuming(
     spec: &ChainSpec,
     fetch_bytes: u32,
     resume: Option<(usize, &ResumePoint)>,
+    skip: &[u64],
 ) -> Vec<SmartModuleInvocation> {
     let mut chain = invocations_reporting(spec, fetch_bytes);
+    if !skip.is_empty() {
+        let offsets = skip
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        for invocation in &mut chain {
+            invocation
+                .params
+                .insert(SKIP_PARAM.to_owned(), offsets.clone());
+        }
+    }
     if let Some((step, point)) = resume {
         let params = &mut chain[step].params;
         for (name, value) in resume_params(&point.seed) {

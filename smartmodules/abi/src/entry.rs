@@ -26,6 +26,10 @@ pub const PROGRESS_PARAM: &str = "stockstream.progress";
 /// Reserved parameter: the most bytes of output one input batch may give.
 pub const MAX_OUTPUT_PARAM: &str = "stockstream.max_output";
 
+/// Reserved parameter: input offsets whose records no module of the chain sees (space
+/// separated): records that made a module fail, which the consumer dead-lettered.
+pub const SKIP_PARAM: &str = "stockstream.skip";
+
 /// Reserved parameter: the seed of a bounded restart (`stockstream_core::resume`), split
 /// into `stockstream.resume.0`, `.1`, ... by [`resume_params`]: fluvio-protocol writes a
 /// string's length in 16 bits, so a longer parameter would reach the module cut.
@@ -104,10 +108,16 @@ fn mark_tail() -> Option<MarkTail> {
 /// - an SPU (fluvio 0.50) drops, without a word, everything it read in a fetch when the output
 ///   of the first batch with output is larger than the consumer's `max_bytes`. With
 ///   `max_output`, such a batch fails with a message instead.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// And `skip`: the input offsets of records that made a module fail (a poison pill). The
+/// consumer dead-letters such a record and starts the chain again without it, so it never
+/// meets the same failure twice; the output is that of the input without the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
     pub progress: bool,
     pub max_output: Option<usize>,
+    /// Sorted.
+    pub skip: Vec<i64>,
 }
 
 impl Session {
@@ -132,10 +142,31 @@ impl Session {
                 },
             )?),
         };
+        let mut skip = match params.get(SKIP_PARAM) {
+            None => Vec::new(),
+            Some(value) => value
+                .split_ascii_whitespace()
+                .map(|offset| {
+                    offset.parse::<i64>().map_err(|_| {
+                        fluvio_smartmodule::eyre!(
+                            "invalid value {value:?} for parameter `{SKIP_PARAM}`: expected offsets separated by spaces"
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        skip.sort_unstable();
         Ok(Self {
             progress,
             max_output,
+            skip,
         })
+    }
+
+    /// Whether the record at `offset` is one the consumer asked to leave out.
+    #[inline]
+    fn skips(&self, offset: i64) -> bool {
+        !self.skip.is_empty() && self.skip.binary_search(&offset).is_ok()
     }
 }
 
@@ -368,6 +399,9 @@ fn transform(
             continue;
         }
         last_offset = Some(record.offset);
+        if session.skips(record.offset) {
+            continue;
+        }
         if let Err(failure) = each(&record, &mut writer) {
             error = Some(transform_error(&record, kind.clone(), &failure));
             break;
@@ -380,6 +414,13 @@ fn transform(
             tail(&mut mark);
         }
         writer.push_new(Some(PROGRESS_KEY), &mark);
+    }
+    if session.progress && error.is_some() {
+        // A chain in an SPU (fluvio 0.50) that fails in a module sends that module's records
+        // before the failure as the chain's output: from a module that is not the last, half-
+        // made records. A consumer that reads marks starts the batch again anyway.
+        out.truncate(start);
+        writer = OutputWriter::new(out);
     }
     let status = match writer.finish(error.as_ref(), version) {
         Ok(count) => count as i32,

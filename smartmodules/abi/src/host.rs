@@ -43,6 +43,7 @@ static SCRATCH: Slot<Scratch> = Slot(UnsafeCell::new(Scratch::new()));
 static SESSION: Slot<Session> = Slot(UnsafeCell::new(Session {
     progress: false,
     max_output: None,
+    skip: Vec::new(),
 }));
 static LAST_CALL: Slot<Option<LastCall>> = Slot(UnsafeCell::new(None));
 

@@ -30,7 +30,8 @@ fn reserved_parameters_are_read_and_bad_values_refused() {
         .unwrap(),
         Session {
             progress: true,
-            max_output: Some(4096)
+            max_output: Some(4096),
+            skip: Vec::new(),
         }
     );
     let refused = session(&[("stockstream.progress", "yes")]).unwrap_err();
@@ -113,16 +114,25 @@ fn without_the_parameter_there_is_no_mark_and_a_mark_like_record_is_data() {
 #[test]
 fn a_failing_record_ends_the_batch_without_a_mark() {
     let bytes = input(&["ok", "bad", "ok"], 50);
-    let mut out = Vec::new();
-    entry::filter(&bytes, VERSION, &mut out, &PROGRESS, |record| {
-        if record.value == b"bad" {
-            Err(stockstream_smartmodule::eyre!("bad record"))
-        } else {
-            Ok(true)
-        }
-    });
-    let output = decode(&out);
-    assert_eq!(output.successes.len(), 1, "the record before, no mark");
+    let run = |session: &Session| {
+        let mut out = Vec::new();
+        entry::filter(&bytes, VERSION, &mut out, session, |record| {
+            if record.value == b"bad" {
+                Err(stockstream_smartmodule::eyre!("bad record"))
+            } else {
+                Ok(true)
+            }
+        });
+        decode(&out)
+    };
+    let output = run(&PROGRESS);
+    // An SPU would send the records before the failure as the chain's output, half made if
+    // the module is not the last: a consumer reading marks starts the batch again instead.
+    assert!(output.successes.is_empty(), "no record, no mark");
+    assert_eq!(output.error.unwrap().offset, 51);
+    // Without marks, as the SDK: the records before the failure are kept.
+    let output = run(&Session::default());
+    assert_eq!(output.successes.len(), 1);
     assert_eq!(output.error.unwrap().offset, 51);
 }
 
@@ -132,6 +142,7 @@ fn an_output_larger_than_max_output_is_an_error_that_names_the_batch() {
     let small = Session {
         progress: false,
         max_output: Some(64),
+        skip: Vec::new(),
     };
     let mut out = Vec::new();
     let mut scratch = Scratch::new();
@@ -161,6 +172,7 @@ fn an_output_larger_than_max_output_is_an_error_that_names_the_batch() {
     let roomy = Session {
         progress: false,
         max_output: Some(1 << 20),
+        skip: Vec::new(),
     };
     let mut out = Vec::new();
     entry::map(
@@ -191,4 +203,30 @@ fn only_the_very_same_input_right_after_counts_as_a_repeat() {
     let mut next = input(&["c"], 12);
     last.remember(&mut next, 1);
     assert_eq!(last.repeated(&a), None, "only the previous call is kept");
+}
+
+/// A record the consumer dead-lettered (`stockstream.skip`) reaches no module, and the batch's
+/// mark still covers it.
+#[test]
+fn skipped_offsets_reach_no_module_and_the_mark_still_covers_them() {
+    let skipping = session(&[
+        ("stockstream.progress", "true"),
+        ("stockstream.skip", "502 500"),
+    ])
+    .unwrap();
+    assert_eq!(skipping.skip, vec![500, 502]);
+    let bytes = input(&["a", "b", "c", "d"], 500);
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    entry::filter(&bytes, VERSION, &mut out, &skipping, |record| {
+        seen.push(record.value.to_vec());
+        Ok(true)
+    });
+    assert_eq!(seen, vec![b"b".to_vec(), b"d".to_vec()]);
+    let output = decode(&out);
+    let mark = output.successes.last().unwrap();
+    let progress = read_progress(mark.key.as_ref().map(|k| k.as_ref()), mark.value.as_ref());
+    assert_eq!(progress.map(|p| (p.first, p.end)), Some((500, 504)));
+    let refused = session(&[("stockstream.skip", "12 x")]).unwrap_err();
+    assert!(refused.contains("stockstream.skip"), "{refused}");
 }

@@ -40,4 +40,5 @@ pub fn decode(out: &[u8]) -> SmartModuleOutput {
 pub const PROGRESS: Session = Session {
     progress: true,
     max_output: None,
+    skip: Vec::new(),
 };
