@@ -1233,8 +1233,13 @@ fn timed_with_peak_rss(args: &[&str], spu: u32) -> (Duration, (u64, u64)) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let elapsed = started.elapsed();
-    let output = child.wait_with_output().unwrap();
-    ok(output, "stockstream materialize");
+    let output = ok(child.wait_with_output().unwrap(), "stockstream materialize");
+    for line in stderr(&output)
+        .lines()
+        .filter(|l| l.contains("materialize: "))
+    {
+        println!("{line}");
+    }
     let quarter = samples.len() / 4;
     if quarter > 0 {
         let max_of = |range: &[(u64, u64)]| {
@@ -1347,4 +1352,39 @@ fn a_record_a_module_fails_on_in_the_spu_is_dead_lettered_and_never_met_again() 
     let dir2 = dir.path().join("want");
     fs::create_dir_all(&dir2).unwrap();
     assert_topics_match(&cluster, &transform_all(&clean_input, &dir2));
+
+    // Every committed file, dead letters included, is in the manifest (#13): verify finds
+    // them all, then names the one deleted, and materialize refuses to go on over the hole.
+    let out = outputs.to_str().unwrap();
+    let said = stderr(&ok(stockstream(&["verify", "--outputs", out]), "verify"));
+    assert!(said.contains("all present and as committed"), "{said}");
+    let victim = fs::read_dir(outputs.join("dead_letter"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_file(&victim).unwrap();
+    let verified = stockstream(&["verify", "--outputs", out]);
+    let said = stderr(&verified);
+    assert_eq!(verified.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("missing") && said.contains("dead_letter/"),
+        "{said}"
+    );
+    let mut again = vec![
+        "materialize",
+        "--fluvio",
+        &cluster.endpoint,
+        "--outputs",
+        out,
+    ];
+    again.extend(args);
+    let refused = stockstream(&again);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("missing or altered"),
+        "{}",
+        stderr(&refused)
+    );
 }

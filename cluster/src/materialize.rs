@@ -68,10 +68,11 @@ use serde::{Deserialize, Serialize};
 use stockstream_core::episodes::{Episode, Episodes, FlaggedTick, DEFAULT_COOLDOWN_MS};
 use stockstream_pipeline::alerts::{alert_json, OpenAlert};
 use stockstream_pipeline::commit::part_name;
+use stockstream_pipeline::commit::FileRecord;
 use stockstream_pipeline::dates::{Granularity, PartitionBy};
 use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
 use stockstream_pipeline::run::{write_parquet_files, DEAD_LETTER_DIR};
-use stockstream_pipeline::store::{Outputs, OutputsLock};
+use stockstream_pipeline::store::{DamagedFile, ManifestMark, Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
 use stockstream_runner::replay::ChainReplay;
 use stockstream_runner::resume::{ResumePoint, ResumeTracker};
@@ -184,6 +185,46 @@ struct Checkpoint {
     /// How the files are partitioned by event time (`None` until rows are first written).
     #[serde(default = "stockstream_pipeline::dates::legacy_granularity")]
     partition: Option<Granularity>,
+    /// Lines of `_manifest.jsonl` (each committed file's path, size and SHA-256) that belong
+    /// to committed files, and their bytes: what `stockstream verify` and every start check.
+    #[serde(default)]
+    manifest_len: u64,
+    #[serde(default)]
+    manifest_bytes: u64,
+}
+
+impl Checkpoint {
+    fn manifest_mark(&self) -> ManifestMark {
+        ManifestMark {
+            commit_end: self.commits,
+            len: self.manifest_len,
+            bytes: self.manifest_bytes,
+        }
+    }
+}
+
+/// What `stockstream verify` finds under `root` written by materialize: the files its
+/// checkpoint counts as committed, and which of them are missing or altered (by SHA-256).
+/// `None` when `root` holds no materializer checkpoint.
+pub fn verify_files(root: &Outputs) -> anyhow::Result<Option<FilesCheck>> {
+    let Some(checkpoint) =
+        root.load_json::<Checkpoint>(CHECKPOINT_FILE, "materializer checkpoint")?
+    else {
+        return Ok(None);
+    };
+    let (records, problems) = root.verify_committed(
+        checkpoint.manifest_mark(),
+        CHECKPOINT_FILE,
+        checkpoint.files,
+    )?;
+    Ok(Some(FilesCheck { records, problems }))
+}
+
+/// See [`verify_files`].
+#[derive(Debug)]
+pub struct FilesCheck {
+    pub records: Vec<FileRecord>,
+    pub problems: Vec<DamagedFile>,
 }
 
 /// Where a partition's alert grouping stands after a commit.
@@ -516,8 +557,11 @@ async fn materialize_once(
             files: 0,
             alerts: Vec::new(),
             partition: None,
+            manifest_len: 0,
+            manifest_bytes: 0,
         },
     };
+    root.refuse_damaged(committed.manifest_mark(), "start over with a new --outputs")?;
     let mut dirs: Vec<&str> = Stream::OUTPUTS.iter().map(|s| s.dir()).collect();
     dirs.push(DEAD_LETTER_DIR);
     let orphans = root.remove_orphans(&dirs, committed.commits)?;
@@ -985,7 +1029,7 @@ impl Committer {
                 files.push((staging.create(&relative)?, rows));
             }
         }
-        next.files += write_parquet_files(files)?.len() as u64;
+        let mut published = write_parquet_files(files)?;
         if !self.dead.is_empty() {
             let relative = format!(
                 "{DEAD_LETTER_DIR}/{}",
@@ -996,11 +1040,16 @@ impl Committer {
                 serde_json::to_writer(&mut out, &dead)?;
                 out.write_all(b"\n")?;
             }
-            out.finish()?;
-            next.files += 1;
+            published.push(out.finish()?);
         }
+        next.files += published.len() as u64;
         self.lock.check()?;
         staging.publish()?;
+        let mut mark = next.manifest_mark();
+        self.store
+            .append_manifest(&mut mark, (number, number + 1), &published)?;
+        next.manifest_len = mark.len;
+        next.manifest_bytes = mark.bytes;
         next.commits += 1;
         next.lanes.clear();
         for lane in lanes.iter_mut() {

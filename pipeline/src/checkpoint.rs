@@ -94,6 +94,21 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Where this checkpoint's record of committed files ends.
+    pub fn manifest_mark(&self) -> crate::store::ManifestMark {
+        crate::store::ManifestMark {
+            commit_end: self.offset,
+            len: self.manifest_len,
+            bytes: self.manifest_bytes,
+        }
+    }
+
+    /// Takes the record of committed files up to `mark`.
+    pub fn set_manifest_mark(&mut self, mark: crate::store::ManifestMark) {
+        self.manifest_len = mark.len;
+        self.manifest_bytes = mark.bytes;
+    }
+
     /// A checkpoint read from `shown` (a path or URL, for messages).
     pub fn parse(bytes: &[u8], shown: &str) -> anyhow::Result<Self> {
         let checkpoint: Checkpoint = parse_json(bytes, shown, "stockstream checkpoint")?;

@@ -54,19 +54,11 @@ pub fn damaged_files(outputs: &Outputs) -> anyhow::Result<FileCheck> {
             outputs.display_join(checkpoint::FILE_NAME)
         )
     })?;
-    anyhow::ensure!(
-        checkpoint.manifest_len > 0 || checkpoint.counts.files == 0,
-        "{} predates the record of committed files: nothing to check against",
-        outputs.display_join(checkpoint::FILE_NAME)
-    );
-    let records = outputs.committed_files(&checkpoint)?;
-    anyhow::ensure!(
-        records.len() as u64 == checkpoint.manifest_len,
-        "the record of files in {outputs} is shorter than its checkpoint says ({} of {} lines)",
-        records.len(),
-        checkpoint.manifest_len
-    );
-    let problems = outputs.check_files(records.clone(), true)?;
+    let (records, problems) = outputs.verify_committed(
+        checkpoint.manifest_mark(),
+        checkpoint::FILE_NAME,
+        checkpoint.counts.files,
+    )?;
     Ok(FileCheck {
         checkpoint,
         records,

@@ -13,8 +13,8 @@ use super::store::StoreArgs;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Root of the outputs of `stockstream run`: a directory, or an object store prefix
-    /// (s3://bucket/prefix, ...).
+    /// Root of the outputs of `stockstream run` or `stockstream materialize`: a directory, or an
+    /// object store prefix (s3://bucket/prefix, ...).
     #[arg(long, default_value = "outputs", value_name = "DIR|URL")]
     outputs: String,
     #[command(flatten)]
@@ -42,9 +42,18 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         args.rebuild || args.run_args.is_empty(),
         "the arguments after -- are the run's, for --rebuild"
     );
-    let FileCheck {
-        records, problems, ..
-    } = damaged_files(&args.store.open(&args.outputs)?)?;
+    let outputs = args.store.open(&args.outputs)?;
+    let materialized = stockstream_cluster::materialize::verify_files(&outputs)?;
+    let from_materialize = materialized.is_some();
+    let (records, problems) = match materialized {
+        Some(check) => (check.records, check.problems),
+        None => {
+            let FileCheck {
+                records, problems, ..
+            } = damaged_files(&outputs)?;
+            (records, problems)
+        }
+    };
     let bytes: u64 = records.iter().map(|f| f.bytes).sum();
     if problems.is_empty() {
         say!(
@@ -56,6 +65,15 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     for (file, problem) in &problems {
         say!("{}: {}", file.path, describe(problem));
+    }
+    if from_materialize {
+        say!(
+            "verify: {} of {} files under {} are missing or altered; they were written by materialize, which makes them again only in a new --outputs (its input is the cluster's topics)",
+            problems.len(),
+            records.len(),
+            args.outputs
+        );
+        return Ok(ExitCode::FAILURE);
     }
     if !args.rebuild {
         say!(

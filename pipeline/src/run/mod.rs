@@ -376,14 +376,7 @@ fn attempt(
             .with_context(|| format!("cannot go on with {root}"))?;
     }
     if let Some(previous) = &previous {
-        let problems = root.damaged_committed_files(previous)?;
-        if let Some((first, _)) = problems.first() {
-            anyhow::bail!(
-                "{} of the files committed in {root} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {root}` lists them; restore them, or remove the outputs to start over",
-                problems.len(),
-                first.path,
-            );
-        }
+        root.refuse_damaged(previous.manifest_mark(), "remove the outputs to start over")?;
     }
     if previous.is_some() && matches!(config.source, Source::Stream { journal: None, .. }) {
         anyhow::bail!(

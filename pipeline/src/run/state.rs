@@ -258,8 +258,10 @@ impl State<'_> {
             .into_iter()
             .filter(|f| !f.path.starts_with(&outbox))
             .collect();
+        let mut mark = next.manifest_mark();
         self.outputs
-            .append_manifest(&mut next, (start, end), &recorded)?;
+            .append_manifest(&mut mark, (start, end), &recorded)?;
+        next.set_manifest_mark(mark);
         merge_counts(&mut next.counts, &std::mem::take(&mut self.pending_counts));
         if end > start {
             next.counts.commits += 1;

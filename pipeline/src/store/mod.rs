@@ -25,6 +25,18 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::commit::{self, DirLock, FileProblem, FileRecord, Staged};
 
 pub use lease::LEASE;
+
+/// A committed file found missing or altered.
+pub type DamagedFile = (FileRecord, FileProblem);
+
+/// Where a checkpoint's record of committed files ends: the end of its last commit's
+/// part-name range, and the manifest's committed lines and (on disk) bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManifestMark {
+    pub commit_end: u64,
+    pub len: u64,
+    pub bytes: u64,
+}
 pub use object::{ObjectOutputs, StoreOptions};
 
 /// The outputs root.
@@ -221,18 +233,18 @@ impl Outputs {
         }
     }
 
-    /// The files `checkpoint` counts as committed, after cutting off what a commit that never
-    /// reached its checkpoint added to the manifest.
-    pub fn committed_files(&self, checkpoint: &Checkpoint) -> anyhow::Result<Vec<FileRecord>> {
+    /// The files a checkpoint counts as committed (its `mark`), after cutting off what a commit
+    /// that never reached its checkpoint added to the manifest.
+    pub fn committed_files(&self, mark: ManifestMark) -> anyhow::Result<Vec<FileRecord>> {
         match self {
             Outputs::Local(path) => {
-                commit::trim_manifest(path, checkpoint.manifest_bytes)
+                commit::trim_manifest(path, mark.bytes)
                     .with_context(|| format!("trimming {}", commit::MANIFEST))?;
-                commit::read_manifest(path, checkpoint.manifest_len)
+                commit::read_manifest(path, mark.len)
                     .and_then(Iterator::collect)
                     .with_context(|| format!("reading {}", self.display_join(commit::MANIFEST)))
             }
-            Outputs::Object(store) => store.committed_files(checkpoint),
+            Outputs::Object(store) => store.committed_files(mark),
         }
     }
 
@@ -241,18 +253,57 @@ impl Outputs {
     /// is streamed, so memory does not grow with the number of commits.
     pub fn damaged_committed_files(
         &self,
-        checkpoint: &Checkpoint,
+        mark: ManifestMark,
     ) -> anyhow::Result<Vec<(FileRecord, FileProblem)>> {
         match self {
             Outputs::Local(path) => {
-                commit::trim_manifest(path, checkpoint.manifest_bytes)
+                commit::trim_manifest(path, mark.bytes)
                     .with_context(|| format!("trimming {}", commit::MANIFEST))?;
-                commit::read_manifest(path, checkpoint.manifest_len)
+                commit::read_manifest(path, mark.len)
                     .and_then(|records| commit::check_files(path, records, false))
                     .with_context(|| format!("checking the files of {self}"))
             }
-            Outputs::Object(store) => store.check_files(store.committed_files(checkpoint)?, false),
+            Outputs::Object(store) => store.check_files(store.committed_files(mark)?, false),
         }
+    }
+
+    /// Every file a checkpoint (`name`, counting `files` files) records as committed, and which
+    /// are missing or altered by SHA-256: what `stockstream verify` reports.
+    pub fn verify_committed(
+        &self,
+        mark: ManifestMark,
+        name: &str,
+        files: u64,
+    ) -> anyhow::Result<(Vec<FileRecord>, Vec<DamagedFile>)> {
+        anyhow::ensure!(
+            mark.len > 0 || files == 0,
+            "{} predates the record of committed files: nothing to check against",
+            self.display_join(name)
+        );
+        let records = self.committed_files(mark)?;
+        anyhow::ensure!(
+            records.len() as u64 == mark.len,
+            "the record of files in {self} is shorter than its checkpoint says ({} of {} lines)",
+            records.len(),
+            mark.len
+        );
+        let problems = self.check_files(records.clone(), true)?;
+        Ok((records, problems))
+    }
+
+    /// Refuses to go on over committed files that are missing or altered (checked by size, on
+    /// every start): that would report success with a hole in the outputs. `start_over` says
+    /// how to start afresh.
+    pub fn refuse_damaged(&self, mark: ManifestMark, start_over: &str) -> anyhow::Result<()> {
+        let problems = self.damaged_committed_files(mark)?;
+        if let Some((first, _)) = problems.first() {
+            anyhow::bail!(
+                "{} of the files committed in {self} are missing or altered (the first: {}); going on would leave a hole in the outputs. `stockstream verify --outputs {self}` lists them; restore them, or {start_over}",
+                problems.len(),
+                first.path,
+            );
+        }
+        Ok(())
     }
 
     /// Which of `records` are missing or altered: by size (cheap enough for every start), and
@@ -298,25 +349,26 @@ impl Outputs {
         }
     }
 
-    /// Records a commit's files in the manifest (before its checkpoint), updating the
-    /// checkpoint-to-be's manifest counters.
+    /// Records a commit's files (`range`: the commit's part-name range) in the manifest, before
+    /// its checkpoint, and moves the checkpoint-to-be's `mark` past them.
     pub fn append_manifest(
         &self,
-        next: &mut Checkpoint,
+        mark: &mut ManifestMark,
         range: (u64, u64),
         records: &[FileRecord],
     ) -> anyhow::Result<()> {
+        mark.commit_end = range.1;
         if records.is_empty() {
             return Ok(());
         }
         match self {
             Outputs::Local(root) => {
-                next.manifest_bytes = commit::append_manifest(root, next.manifest_bytes, records)
+                mark.bytes = commit::append_manifest(root, mark.bytes, records)
                     .with_context(|| format!("writing {}", commit::MANIFEST))?;
             }
             Outputs::Object(store) => store.append_manifest(range, records)?,
         }
-        next.manifest_len += records.len() as u64;
+        mark.len += records.len() as u64;
         Ok(())
     }
 }

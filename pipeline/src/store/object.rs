@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::lease::{self, Lease};
 use super::profile::Profile;
-use crate::checkpoint::Checkpoint;
+use super::ManifestMark;
 use crate::commit::{parse_part_name, part_name, FileProblem, FileRecord};
 
 /// Per-commit manifest objects: `_manifest/part-<start>-<end>.jsonl` (an object store cannot
@@ -231,13 +231,13 @@ impl ObjectOutputs {
             .with_context(|| format!("cannot read {}/{relative}", self.url))
     }
 
-    pub fn committed_files(&self, checkpoint: &Checkpoint) -> anyhow::Result<Vec<FileRecord>> {
+    pub fn committed_files(&self, mark: ManifestMark) -> anyhow::Result<Vec<FileRecord>> {
         let mut segments: Vec<(u64, String)> = self
             .list(MANIFEST_DIR)?
             .into_iter()
             .filter_map(|(name, _)| {
                 let (_, end) = parse_part_name(name.rsplit('/').next()?)?;
-                (end <= checkpoint.offset).then_some((end, name))
+                (end <= mark.commit_end).then_some((end, name))
             })
             .collect();
         segments.sort();
@@ -252,11 +252,11 @@ impl ObjectOutputs {
             }
         }
         anyhow::ensure!(
-            records.len() as u64 == checkpoint.manifest_len,
+            records.len() as u64 == mark.len,
             "{}/{MANIFEST_DIR} records {} committed files, the checkpoint {}: the outputs were changed by hand",
             self.url,
             records.len(),
-            checkpoint.manifest_len
+            mark.len
         );
         Ok(records)
     }
