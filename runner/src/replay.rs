@@ -343,4 +343,4 @@ impl ReplayPlanner {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

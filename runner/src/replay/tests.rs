@@ -8,13 +8,18 @@ use super::*;
 /// Ticks as JSON records: `(symbol index, ts step, price step)` drawn so that ties, late ticks,
 /// gaps longer than the window and many refills of the two stacks all happen.
 fn records(steps: &[(u8, i64, i32)]) -> Vec<Vec<u8>> {
+    tick_records(steps.iter().map(|&(s, dt, dp)| (s, dt, dp, false)))
+}
+
+/// `(symbol index 0..4, ts step, price step, invalid)` as JSON records: a negative ts step is
+/// one late tick (the clock itself never goes back), an invalid record has a negative price.
+pub(crate) fn tick_records(steps: impl IntoIterator<Item = (u8, i64, i32, bool)>) -> Vec<Vec<u8>> {
     let mut clock = 1_000i64;
-    let mut price = [100.0f64; 3];
+    let mut price = [100.0f64; 4];
     steps
-        .iter()
-        .map(|&(s, dt, dp)| {
-            let s = usize::from(s % 3);
-            // A negative step is one late tick; the clock itself never goes back.
+        .into_iter()
+        .map(|(s, dt, dp, invalid)| {
+            let s = usize::from(s % 4);
             let ts = if dt < 0 {
                 clock + dt
             } else {
@@ -22,11 +27,13 @@ fn records(steps: &[(u8, i64, i32)]) -> Vec<Vec<u8>> {
                 clock
             };
             price[s] = (price[s] * (1.0 + f64::from(dp) / 997.0)).max(0.01);
+            if invalid {
+                return format!(r#"{{"symbol":"S{s}","ts":{ts},"price":-1}}"#).into_bytes();
+            }
             format!(
-                r#"{{"symbol":"S{s}","ts":{},"price":{},"volume":{}}}"#,
-                ts,
+                r#"{{"symbol":"S{s}","ts":{ts},"price":{},"volume":{}}}"#,
                 price[s],
-                (dp.unsigned_abs() % 7)
+                dp.unsigned_abs() % 7
             )
             .into_bytes()
         })

@@ -11,33 +11,9 @@ use stockstream_core::tick::parse_tick;
 
 use super::*;
 
-/// `(symbol, ts step, price step, invalid)`: ties, late ticks, gaps longer than the window,
-/// invalid records, and a quiet symbol (S3 ticks rarely).
+/// The replay tests' ticks with invalid records and a quiet symbol (S3 ticks rarely).
 fn records(steps: &[(u8, i64, i32, bool)]) -> Vec<Vec<u8>> {
-    let mut clock = 1_000i64;
-    let mut price = [100.0f64; 4];
-    steps
-        .iter()
-        .map(|&(s, dt, dp, invalid)| {
-            let s = usize::from(s % 4);
-            let ts = if dt < 0 {
-                clock + dt
-            } else {
-                clock += dt;
-                clock
-            };
-            price[s] = (price[s] * (1.0 + f64::from(dp) / 997.0)).max(0.01);
-            if invalid {
-                return format!(r#"{{"symbol":"S{s}","ts":{ts},"price":-1}}"#).into_bytes();
-            }
-            format!(
-                r#"{{"symbol":"S{s}","ts":{ts},"price":{},"volume":{}}}"#,
-                price[s],
-                dp.unsigned_abs() % 7
-            )
-            .into_bytes()
-        })
-        .collect()
+    crate::replay::tests::tick_records(steps.iter().copied())
 }
 
 fn step() -> impl Strategy<Value = (u8, i64, i32, bool)> {
@@ -222,6 +198,21 @@ fn run_lane(
     (got, replayed)
 }
 
+/// The lane's output per batch with restarts before the batches in `restarts`, and without.
+fn with_and_without_restarts(
+    chain: &ChainReplay,
+    steps: &[(u8, i64, i32, bool)],
+    sizes: &[usize],
+    mut restarts: Vec<usize>,
+) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let input = batches(&records(steps), sizes);
+    restarts.sort_unstable();
+    (
+        run_lane(chain, &input, &restarts).0,
+        run_lane(chain, &input, &[]).0,
+    )
+}
+
 fn rolling(window_ms: i64) -> ChainReplay {
     ChainReplay::new(ReplayKind::Rolling { window_ms }, true, None)
 }
@@ -240,12 +231,7 @@ proptest! {
         restarts in prop::collection::vec(1usize..80, 0..3),
         window_ms in prop_oneof![Just(5i64), Just(10), Just(25)],
     ) {
-        let input = batches(&records(&steps), &sizes);
-        let chain = rolling(window_ms);
-        let (expected, _) = run_lane(&chain, &input, &[]);
-        let mut restarts = restarts;
-        restarts.sort_unstable();
-        let (got, _) = run_lane(&chain, &input, &restarts);
+        let (got, expected) = with_and_without_restarts(&rolling(window_ms), &steps, &sizes, restarts);
         prop_assert_eq!(got, expected);
     }
 
@@ -257,12 +243,8 @@ proptest! {
         (size_ms, slide_ms) in prop_oneof![Just((10i64, 2i64)), Just((10, 10)), Just((12, 8)), Just((6, 4))],
         lateness_ms in prop_oneof![Just(0i64), Just(3), Just(15)],
     ) {
-        let input = batches(&records(&steps), &sizes);
         let chain = bars(BarsConfig { size_ms, slide_ms, lateness_ms });
-        let (expected, _) = run_lane(&chain, &input, &[]);
-        let mut restarts = restarts;
-        restarts.sort_unstable();
-        let (got, _) = run_lane(&chain, &input, &restarts);
+        let (got, expected) = with_and_without_restarts(&chain, &steps, &sizes, restarts);
         prop_assert_eq!(got, expected);
     }
 }

@@ -32,7 +32,7 @@ fn the_stateful_module_appends_its_summary_whether_it_marks_or_passes_the_mark_o
     let mut out = Vec::new();
     let mut scratch = Scratch::new();
     entry::map(
-        &first_with(output.successes),
+        &from_records(output.successes, 40),
         VERSION,
         &mut out,
         &PROGRESS,
@@ -48,10 +48,6 @@ fn the_stateful_module_appends_its_summary_whether_it_marks_or_passes_the_mark_o
     let progress = read_progress(Some(PROGRESS_KEY), mark.value.as_ref()).unwrap();
     assert_eq!((progress.first, progress.end), (40, 42));
     assert_eq!(progress.tail, b"statestate");
-}
-
-fn first_with(records: Vec<fluvio_protocol::record::Record>) -> Vec<u8> {
-    from_records(records, 40)
 }
 
 #[test]
