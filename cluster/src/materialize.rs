@@ -74,7 +74,7 @@ use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Pa
 use stockstream_pipeline::run::{write_parquet_files, DEAD_LETTER_DIR};
 use stockstream_pipeline::store::{DamagedFile, ManifestMark, Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
-use stockstream_runner::replay::ChainReplay;
+use stockstream_runner::replay::{ChainReplay, ReplayKind};
 use stockstream_runner::resume::{ResumePoint, ResumeTracker};
 use stockstream_runner::ChainSpec;
 use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM, SKIP_PARAM};
@@ -604,7 +604,7 @@ async fn materialize_once(
             // documentation).
             let replay = ChainReplay::for_chain(spec)?;
             let (resume_at, replay_to, point) = match (position.read_to, &position.resume) {
-                (Some(read_to), _) if stateless(spec) => (read_to, None, None),
+                (Some(read_to), _) if replay.kind == ReplayKind::Stateless => (read_to, None, None),
                 (Some(read_to), Some(point)) if point.from <= read_to => {
                     (point.from, Some(read_to), Some(point))
                 }
@@ -1093,17 +1093,6 @@ fn load_chains(dir: &Path) -> anyhow::Result<Vec<(Stream, ChainSpec)>> {
             Ok((*stream, spec))
         })
         .collect()
-}
-
-/// Modules that keep no state between records: a chain of only these can start anywhere.
-const STATELESS_MODULES: [&str; 2] = ["stockstream/tick-filter@", "stockstream/zscore-anomaly@"];
-
-/// Whether every step of the chain keeps no state (the anomalies chain scores what
-/// rolling-stats wrote in stock-enriched).
-fn stateless(spec: &ChainSpec) -> bool {
-    spec.steps
-        .iter()
-        .all(|step| STATELESS_MODULES.iter().any(|m| step.uses.starts_with(m)))
 }
 
 /// The steps and their parameters (not the lookback, which changes no output).
