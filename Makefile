@@ -3,9 +3,11 @@
 #   make test   every test: fmt, clippy, unit/property/golden/black-box tests, parity on real data
 
 WASM_MODULES := -p tick-filter -p rolling-stats -p zscore-anomaly -p window-bars -p enrich -p bars
+# A module with a bug, for the tests of a record a module traps on (never registered by setup).
+TEST_WASM_MODULES := -p trap-on-symbol
 CARGO ?= cargo
 
-.PHONY: cluster-test setup setup-test wasm wasm-release dashboard build run test lint unit e2e parity bench fuzz clean-cache
+.PHONY: cluster-test setup setup-test wasm wasm-test wasm-release dashboard build run test lint unit e2e parity bench fuzz clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -16,6 +18,9 @@ setup-test:
 # What `smdk build` runs for each module (profile release-lto), plus the plain release build.
 wasm: setup
 	$(CARGO) build --profile release-lto --target wasm32-wasip1 $(WASM_MODULES)
+
+wasm-test: setup
+	$(CARGO) build --profile release-lto --target wasm32-wasip1 $(TEST_WASM_MODULES)
 
 wasm-release: setup
 	$(CARGO) build --release --target wasm32-wasip1 $(WASM_MODULES)
@@ -38,12 +43,12 @@ lint: setup
 	$(CARGO) fmt --manifest-path dashboard/app/Cargo.toml -- --check
 	$(CARGO) clippy --manifest-path dashboard/app/Cargo.toml --release --target wasm32-unknown-unknown -- -D warnings
 
-unit: setup-test wasm wasm-release
+unit: setup-test wasm wasm-test wasm-release
 	$(CARGO) test --workspace --release
 	@scripts/fluvio-bins.sh >/dev/null || echo "note: the live-cluster tests (cli/tests/cluster.rs) were skipped: no fluvio-run in \$$FLUVIO_BIN_DIR or on PATH (README.md, Cluster mode)"
 
 # Only the live-cluster tests (they skip without Fluvio's binaries; see README.md).
-cluster-test: setup-test wasm
+cluster-test: setup-test wasm wasm-test
 	@scripts/fluvio-bins.sh
 	$(CARGO) build --release -p producer
 	$(CARGO) test --release -p stockstream --test cluster -- --test-threads 2

@@ -15,7 +15,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, diff_json_lines, repo_root, stderr, write_ticks};
+use common::{
+    check_with_python, diff_json_lines, repo_root, stderr, transforms_with_a_trap, trap_tick_at,
+    write_ticks,
+};
 use fluvio::consumer::ConsumerConfigExtBuilder;
 use fluvio::Offset;
 use fluvio_future::task::run_block_on;
@@ -1387,4 +1390,88 @@ fn a_record_a_module_fails_on_in_the_spu_is_dead_lettered_and_never_met_again() 
         "{}",
         stderr(&refused)
     );
+}
+
+/// A SmartModule that *traps* in the SPU (a panic in WASM, here from the test fixture
+/// trap-on-symbol, a module with a bug) names no record: the SPU reports `SmartModule err`
+/// without an offset. materialize finds the record by probing the chain in the SPU with later
+/// offsets left out, dead-letters it, skips it from then on and goes on; a later run does not
+/// meet it again. The topics are then what the usual chains make of the input without it.
+#[test]
+fn a_record_a_module_traps_on_in_the_spu_is_found_dead_lettered_and_never_met_again() {
+    let Some(cluster) = cluster("trap_in_the_spu") else {
+        return;
+    };
+    setup(&cluster);
+    let wasm = repo_root().join("target/wasm32-wasip1/release-lto/trap_on_symbol.wasm");
+    let wasm = fs::read(&wasm)
+        .unwrap_or_else(|e| panic!("{}: {e} (build it first: `make wasm-test`)", wasm.display()));
+    let fixture = stockstream_cluster::setup::ModuleManifest {
+        crate_dir: "trap-on-symbol",
+        toml: include_str!("../../testkit/trap-on-symbol/SmartModule.toml"),
+    };
+    let fluvio = cluster.connect().unwrap();
+    run_block_on(stockstream_cluster::setup::register_module(
+        &fluvio, &fixture, &wasm,
+    ))
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let clean_input = dir.path().join("clean.jsonl");
+    let clean = write_ticks(&clean_input, 3_000, 37, 20.0);
+    let transforms = transforms_with_a_trap(dir.path());
+    let mut lines = clean.clone();
+    lines.insert(2_100, trap_tick_at(&clean[2_100]));
+    lines.insert(900, trap_tick_at(&clean[900]));
+    let outputs = dir.path().join("materialized");
+    let args = ["--transforms-dir", transforms.to_str().unwrap()];
+
+    produce_raw(&cluster, &lines[..1_500]);
+    let first = stderr(&materialize(&cluster, &outputs, &args));
+    eprintln!("the first run:\n{first}");
+    assert!(first.contains("; 2 dead-lettered"), "{first}");
+    assert!(
+        first.contains("found the record the chain traps on"),
+        "{first}"
+    );
+    produce_raw(&cluster, &lines[1_500..]);
+    let second = stderr(&materialize(&cluster, &outputs, &args));
+    assert!(second.contains("; 2 dead-lettered"), "{second}");
+    assert!(!second.contains("offset=900"), "met again: {second}");
+
+    let dead: Vec<serde_json::Value> = fs::read_dir(outputs.join("dead_letter"))
+        .unwrap()
+        .flat_map(|entry| {
+            let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+            text.lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut places: Vec<(String, u64)> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["reason"], "module_failed", "{d}");
+            let message = d["message"].as_str().unwrap();
+            assert!(message.contains("trapped in the SPU on this record"), "{d}");
+            assert!(d["record"].as_str().unwrap().contains("TRAP"), "{d}");
+            (
+                d["stream"].as_str().unwrap().to_owned(),
+                d["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            ("bars_5m".to_owned(), 900),
+            ("bars_5m".to_owned(), 2_101),
+            ("enriched".to_owned(), 900),
+            ("enriched".to_owned(), 2_101),
+        ]
+    );
+    let want = dir.path().join("want");
+    fs::create_dir_all(&want).unwrap();
+    assert_topics_match(&cluster, &transform_all(&clean_input, &want));
 }

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{repo_root, stderr, stockstream, write_ticks};
+use common::{repo_root, stderr, stockstream, write_ticks, SAME_ROWS};
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stockstream"));
@@ -751,23 +751,6 @@ fn a_record_that_makes_the_chain_fail_in_transform_is_reported_and_skipped() {
     assert!(err.contains("cannot be read again"), "{err}");
 }
 
-/// The derived rows of two outputs directories are the same, stream by stream.
-const SAME_ROWS: &str = r#"
-import sys, glob
-import pyarrow as pa, pyarrow.parquet as pq
-a, b = sys.argv[1], sys.argv[2]
-for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies", "alerts"]:
-    def table(root):
-        fs = sorted(glob.glob(f"{root}/{d}/**/part-*.parquet", recursive=True))
-        return pa.concat_tables([pq.read_table(f) for f in fs]) if fs else None
-    ta, tb = table(a), table(b)
-    if d == "alerts" and ta is not None:
-        ta, tb = ta.sort_by("id"), tb.sort_by("id")
-    assert (ta is None) == (tb is None), d
-    assert ta is None or ta.equals(tb), f"{d}: {ta.num_rows} rows vs {tb.num_rows}, or they differ"
-    print(d, 0 if ta is None else ta.num_rows, "identical")
-"#;
-
 #[test]
 fn a_record_that_makes_a_chain_fail_is_dead_lettered_skipped_and_never_met_again() {
     // A valid tick too large for the chains' memory: every chain fails on it in WASM (as an
@@ -835,4 +818,58 @@ fn a_record_that_makes_a_chain_fail_is_dead_lettered_skipped_and_never_met_again
     let clean_run = run(&dir.path().join("clean.jsonl"), &reference);
     assert!(clean_run.status.success(), "{}", stderr(&clean_run));
     common::check_with_python(SAME_ROWS, &[&reference, &outputs]);
+}
+
+/// A restart's `look_back` replays a window of large records in calls of at most a few MiB
+/// (`LOOK_BACK_CHUNK_BYTES`): 100 ticks of 200 KB each in one window, which the chains
+/// processed batch by batch under a 16 MiB memory limit, took 20 MB in one call, so every
+/// restart trapped rebuilding the state (a poison pill made of valid records).
+#[test]
+fn a_restart_rebuilds_a_window_of_large_records_within_the_chains_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let pad = "x".repeat(200_000);
+    let tick = |i: u64| {
+        format!(
+            r#"{{"symbol":"BIG","ts":{},"price":{},"volume":1,"pad":"{pad}"}}"#,
+            1_700_000_000_000 + i * 1_000,
+            100 + i % 7
+        )
+    };
+    let input = dir.path().join("big.jsonl");
+    let outputs = dir.path().join("out");
+    let run = || {
+        stockstream(&[
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--no-dashboard",
+            "--batch-size",
+            "8",
+            "--commit-records",
+            "40",
+            "--chain-memory-limit",
+            "16777216",
+            "--outputs",
+            outputs.to_str().unwrap(),
+        ])
+    };
+    fs::write(
+        &input,
+        (0..100).map(tick).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    fs::write(
+        &input,
+        (0..110).map(tick).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let second = run();
+    let err = stderr(&second);
+    assert!(second.status.success(), "{err}");
+    assert!(
+        err.contains("110 records in") && err.contains("0 failed"),
+        "{err}"
+    );
 }

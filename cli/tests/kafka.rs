@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_with_python, repo_root, stderr, write_ticks, SAME_OUTPUTS};
+use common::{
+    check_with_python, repo_root, stderr, transforms_with_a_trap, trap_tick_at, write_ticks,
+    SAME_OUTPUTS, SAME_ROWS,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use stockstream_testkit::kafka::KafkaBroker;
@@ -391,4 +394,99 @@ fn a_broker_restart_under_a_running_bridge_is_ridden_out() {
         broker.committed_offsets("restart-group", &topic).get(&0),
         Some(&2000)
     );
+}
+
+/// A record a chain traps on, arriving through Kafka (#13): the chains (here with the test
+/// fixture trap-on-symbol, a module with a bug) trap on a valid tick of TRAP. `run --kafka`
+/// reads the batch again from the bridge's journal, one record at a time, dead-letters the
+/// record and goes on; the next run, on more of the topic, does not meet it again. The
+/// outputs are those of a run over the ticks without it.
+#[test]
+fn a_record_the_chains_trap_on_through_kafka_is_dead_lettered_and_never_met_again() {
+    let broker = KafkaBroker::shared();
+    let topic = broker.create_topic("trap", 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let clean_input = tmp.path().join("clean.jsonl");
+    let clean = write_ticks(&clean_input, 3_000, 41, 20.0);
+    let transforms = transforms_with_a_trap(tmp.path());
+    let mut lines = clean.clone();
+    lines.insert(2_100, trap_tick_at(&clean[2_100]));
+    lines.insert(900, trap_tick_at(&clean[900]));
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let send = |lines: &[String]| {
+        for line in lines {
+            producer
+                .send(BaseRecord::<str, str>::to(&topic).payload(line))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    let outputs = tmp.path().join("out");
+    let group = unique_name("group");
+    let flags = [
+        "--stop-at-end",
+        "--transforms-dir",
+        transforms.to_str().unwrap(),
+        "--batch-size",
+        "256",
+        "--commit-records",
+        "500",
+    ];
+    let run = || {
+        let output = bridge_command(broker, &topic, &group, &outputs, &flags)
+            .output()
+            .unwrap();
+        let log = stderr(&output);
+        assert!(output.status.success(), "{log}");
+        log
+    };
+
+    send(&lines[..1_500]);
+    let first = run();
+    assert!(first.contains("failed on this record"), "{first}");
+    assert!(first.contains("WASM trap"), "{first}");
+    assert!(first.contains("1 failed"), "{first}");
+    send(&lines[1_500..]);
+    let second = run();
+    // The summary counts the input's failed records; only the new one was met this run.
+    assert!(second.contains("2 failed"), "{second}");
+    assert_eq!(
+        second.matches("failed on this record").count(),
+        1,
+        "met again? {second}"
+    );
+    assert!(second.contains("line 2102: "), "{second}");
+
+    let mut dead = Vec::new();
+    for entry in fs::read_dir(outputs.join("dead_letter")).unwrap() {
+        for line in fs::read_to_string(entry.unwrap().path()).unwrap().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(record["reason"], "module_failed", "{record}");
+            dead.push(record["record"].as_str().unwrap().to_owned());
+        }
+    }
+    dead.sort();
+    let mut want = vec![lines[900].clone(), lines[2_101].clone()];
+    want.sort();
+    assert_eq!(dead, want);
+
+    let reference = tmp.path().join("reference");
+    let output = Command::new(env!("CARGO_BIN_EXE_stockstream"))
+        .args([
+            "run",
+            "--input",
+            clean_input.to_str().unwrap(),
+            "--no-dashboard",
+        ])
+        .args(["--transforms-dir", transforms.to_str().unwrap()])
+        .args(["--outputs", reference.to_str().unwrap()])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    check_with_python(SAME_ROWS, &[reference.as_path(), outputs.as_path()]);
 }

@@ -71,7 +71,7 @@ use stockstream_pipeline::commit::part_name;
 use stockstream_pipeline::commit::FileRecord;
 use stockstream_pipeline::dates::{Granularity, PartitionBy};
 use stockstream_pipeline::outputs::{decide_granularity, parse_rows, AlertRow, Partitioned, Rows};
-use stockstream_pipeline::run::{write_parquet_files, DEAD_LETTER_DIR};
+use stockstream_pipeline::run::{record_text, write_parquet_files, DEAD_LETTER_DIR};
 use stockstream_pipeline::store::{DamagedFile, ManifestMark, Outputs, OutputsLock};
 use stockstream_pipeline::Stream;
 use stockstream_runner::replay::{ChainReplay, ReplayKind};
@@ -81,6 +81,9 @@ use stockstream_smartmodule::entry::{MAX_OUTPUT_PARAM, PROGRESS_PARAM, SKIP_PARA
 use stockstream_smartmodule::{read_progress, resume_params};
 
 use crate::topics;
+
+mod trap;
+use trap::{FoundTrap, Trap};
 
 /// File name of the materializer's checkpoint in the outputs root.
 pub const CHECKPOINT_FILE: &str = "_materialize.json";
@@ -418,7 +421,14 @@ enum Outcome {
     /// moment after they are registered, and again after it restarts): everything before is
     /// committed, and the lanes start again.
     ModuleMissing(Report, String),
+    /// A chain trapped in the SPU, which names no record for a trap: everything before is
+    /// committed, and the record is to be found ([`trap`]).
+    Trapped(Report, Trap),
 }
+
+/// Traps the probes did not meet again that one run goes on after (a chain that traps now and
+/// then on the same input is broken, and would never get on).
+const MAX_UNREPRODUCED_TRAPS: u32 = 3;
 
 /// Runs until `stop` is set (or `idle_exit` passes), committing on schedule; everything
 /// handled is committed when it returns `Ok`.
@@ -435,8 +445,10 @@ pub async fn materialize(
     let started = Instant::now();
     let mut total = Report::default();
     let mut missing_since: Option<Instant> = None;
+    let mut found: Option<FoundTrap> = None;
+    let mut unreproduced = 0u32;
     loop {
-        match materialize_once(fluvio, config, stop).await? {
+        match materialize_once(fluvio, config, stop, found.take()).await? {
             Outcome::ModuleMissing(report, module) => {
                 total.add(report);
                 let since = *missing_since.get_or_insert_with(Instant::now);
@@ -453,6 +465,25 @@ pub async fn materialize(
                 total.elapsed = started.elapsed();
                 return Ok(total);
             }
+            Outcome::Trapped(report, trap) => {
+                total.add(report);
+                found = trap::find_record(fluvio, config, &trap).await?;
+                if found.is_none() {
+                    unreproduced += 1;
+                    anyhow::ensure!(
+                        unreproduced < MAX_UNREPRODUCED_TRAPS,
+                        "the {} chain trapped in the SPU {unreproduced} times in this run where the same input then went through: the chain or the SPU is broken; everything before is committed. The SPU said: {}",
+                        trap.stream.name(),
+                        trap.message
+                    );
+                }
+                anyhow::ensure!(
+                    total.dead_lettered < MAX_DEAD_LETTERS,
+                    "{} records made a module fail in this run (each dead-lettered under {}): the chains or the input are broken; everything before is committed",
+                    total.dead_lettered,
+                    config.outputs.display_join(DEAD_LETTER_DIR)
+                );
+            }
             Outcome::DeadLettered(report) => {
                 total.add(report);
                 anyhow::ensure!(
@@ -466,10 +497,13 @@ pub async fn materialize(
     }
 }
 
+/// One pass over the lanes; `found`, a record a chain trapped on, is dead-lettered and left
+/// out by its lane from this pass on.
 async fn materialize_once(
     fluvio: &Fluvio,
     config: &MaterializeConfig,
     stop: &AtomicBool,
+    found: Option<FoundTrap>,
 ) -> anyhow::Result<Outcome> {
     let root = &config.outputs;
     let lock = root.lock()?;
@@ -578,19 +612,21 @@ async fn materialize_once(
     let mut streams: Vec<LaneStream> = Vec::new();
     for (stream, spec) in &specs {
         for partition in 0..partitions {
-            let position = committed
+            let mut position = committed
                 .lanes
                 .get(stream.name())
                 .and_then(|l| l.get(partition as usize))
                 .cloned()
                 .unwrap_or_default();
+            if let Some(found) = found
+                .as_ref()
+                .filter(|f| f.stream == *stream && f.partition == partition)
+            {
+                position.skipped.push(found.offset);
+                position.skipped.sort_unstable();
+            }
             let topic = topics::derived(*stream);
-            // Anomalies are scored from stock-enriched (no rolling statistics twice); the
-            // other chains read the raw ticks.
-            let source = match stream.input() {
-                Some(input) => topics::derived(input).to_owned(),
-                None => config.raw_topic.clone(),
-            };
+            let source = source_topic(config, *stream);
             let end = end_offset(fluvio, topic, partition).await?;
             anyhow::ensure!(
                 end >= position.produced,
@@ -603,13 +639,11 @@ async fn materialize_once(
             // resume point, or else from the partition's start (see the module
             // documentation).
             let replay = ChainReplay::for_chain(spec)?;
-            let (resume_at, replay_to, point) = match (position.read_to, &position.resume) {
-                (Some(read_to), _) if replay.kind == ReplayKind::Stateless => (read_to, None, None),
-                (Some(read_to), Some(point)) if point.from <= read_to => {
-                    (point.from, Some(read_to), Some(point))
-                }
-                _ => (0, None, None),
-            };
+            let LaneStart {
+                resume_at,
+                replay_to,
+                point,
+            } = LaneStart::of(&position, &replay);
             let tracker = ResumeTracker::for_chain(&replay, point)
                 .with_context(|| format!("the resume point in {checkpoint_path}"))?;
             // Nothing to read again when the state needs no input before the resume point.
@@ -640,36 +674,26 @@ async fn materialize_once(
                 )
                 .await
                 .with_context(|| format!("cannot produce to {topic}"))?;
-            let consumer = fluvio
-                .consumer_with_config(
-                    ConsumerConfigExtBuilder::default()
-                        .topic(source.clone())
-                        .partition(partition)
-                        .offset_start(Offset::absolute(resume_at as i64).context("resume offset")?)
-                        // Bounded: the SPU runs the chain over one fetch's worth of input at a
-                        // time. The batch at a cut is sent again and the modules answer it
-                        // from their last call (`stockstream_smartmodule::entry::LastCall`).
-                        .max_bytes(config.fetch_bytes as i32)
-                        // The client would reconnect from after the last record's offset, which
-                        // after a filtered tick is not its input's; the new stream would start
-                        // a fresh chain mid-partition. Fail instead: a restart resumes exactly.
-                        .retry_mode(RetryMode::Disabled)
-                        .smartmodule(invocations_resuming(
-                            spec,
-                            config.fetch_bytes,
-                            replay.stateful_step().zip(point),
-                            &position.skipped,
-                        ))
-                        .build()
-                        .context("consumer settings")?,
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot consume {source} partition {partition} through the {} chain (are the modules registered? `stockstream setup`)",
-                        stream.name()
-                    )
-                })?;
+            let start = LaneStart {
+                resume_at,
+                replay_to,
+                point,
+            };
+            let consumer = open_chain(
+                fluvio,
+                config,
+                ChainInput {
+                    stream: *stream,
+                    spec,
+                    replay: &replay,
+                    source: &source,
+                    partition,
+                },
+                &start,
+                &position.skipped,
+                None,
+            )
+            .await?;
             let index = lanes.len();
             let records = consumer.map(move |item| (index, Some(item)));
             streams.push(Box::pin(
@@ -750,10 +774,28 @@ async fn materialize_once(
         last: Instant::now(),
         count: 0,
     };
+    if let Some(found) = found {
+        // Durable before anything else: the record is dead-lettered once, and no restart
+        // looks for it again.
+        let (record, record_base64) = record_text(&found.record);
+        commits.dead.push(ModuleFailure {
+            stream: found.stream.name(),
+            topic: source_topic(config, found.stream),
+            partition: found.partition,
+            offset: found.offset,
+            reason: "module_failed",
+            message: found.message,
+            record,
+            record_base64,
+        });
+        report.dead_lettered += 1;
+        commits.commit(&mut lanes, &alert_lanes).await?;
+    }
     let mut last_record = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_end_check: Option<Instant> = None;
     let mut failure = None;
+    let mut trapped = None;
     let mut dead_lettered = false;
     let mut missing = None;
     let mut merged = select_all(streams);
@@ -798,6 +840,7 @@ async fn materialize_once(
                             && !lane.position.skipped.contains(&(error.offset as u64)) =>
                     {
                         let offset = error.offset as u64;
+                        let (record, record_base64) = record_text(error.record_value.as_ref());
                         tracing::warn!(
                             stream = lane.stream.name(),
                             partition = lane.partition,
@@ -812,8 +855,8 @@ async fn materialize_once(
                             offset,
                             reason: "module_failed",
                             message: error.hint.clone(),
-                            record: String::from_utf8_lossy(error.record_value.as_ref())
-                                .into_owned(),
+                            record,
+                            record_base64,
                         });
                         let lane = &mut lanes[index];
                         lane.position.skipped.push(offset);
@@ -824,6 +867,15 @@ async fn materialize_once(
                     }
                     Some(Err(ErrorCode::SmartModuleNotFound { name })) => {
                         missing = Some(name);
+                        break;
+                    }
+                    Some(Err(e)) if trap::is_trap(&e).is_some() => {
+                        trapped = Some(Trap {
+                            stream: lane.stream,
+                            partition: lane.partition,
+                            from: lane.read_to,
+                            message: trap::is_trap(&e).unwrap_or_default().to_owned(),
+                        });
                         break;
                     }
                     Some(Err(e)) => {
@@ -946,6 +998,9 @@ async fn materialize_once(
         return Err(failure);
     }
     report.commits = commits.count;
+    if let Some(trap) = trapped {
+        return Ok(Outcome::Trapped(report, trap));
+    }
     Ok(match missing {
         Some(module) => Outcome::ModuleMissing(report, module),
         None if dead_lettered => Outcome::DeadLettered(report),
@@ -962,7 +1017,11 @@ struct ModuleFailure {
     offset: u64,
     reason: &'static str,
     message: String,
+    /// The record as text (invalid UTF-8 replaced)...
     record: String,
+    /// ...and its exact bytes when they are not UTF-8, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_base64: Option<String>,
 }
 
 /// What the next commit covers, and where commits go.
@@ -1126,18 +1185,20 @@ pub fn invocations_reporting(spec: &ChainSpec, fetch_bytes: u32) -> Vec<SmartMod
 
 /// [`invocations_reporting`], with the seed of a bounded restart given to the stateful step
 /// (`(step index, resume point)`), and the input offsets the chain must leave out (records a
-/// module failed on).
+/// module failed on) and, with `skip_from`, every offset from there on.
 pub fn invocations_resuming(
     spec: &ChainSpec,
     fetch_bytes: u32,
     resume: Option<(usize, &ResumePoint)>,
     skip: &[u64],
+    skip_from: Option<u64>,
 ) -> Vec<SmartModuleInvocation> {
     let mut chain = invocations_reporting(spec, fetch_bytes);
-    if !skip.is_empty() {
+    if !skip.is_empty() || skip_from.is_some() {
         let offsets = skip
             .iter()
             .map(u64::to_string)
+            .chain(skip_from.map(|from| format!("{from}..")))
             .collect::<Vec<_>>()
             .join(" ");
         for invocation in &mut chain {
@@ -1153,6 +1214,102 @@ pub fn invocations_resuming(
         }
     }
     chain
+}
+
+/// The topic a stream's chain reads: anomalies are scored from stock-enriched (no rolling
+/// statistics twice); the other chains read the raw ticks.
+fn source_topic(config: &MaterializeConfig, stream: Stream) -> String {
+    match stream.input() {
+        Some(input) => topics::derived(input).to_owned(),
+        None => config.raw_topic.clone(),
+    }
+}
+
+/// Where a lane's chain starts reading its input, and how.
+struct LaneStart<'a> {
+    /// The input offset the consumer starts at.
+    resume_at: u64,
+    /// The committed `read_to` when the chain replays input before it to rebuild its state.
+    replay_to: Option<u64>,
+    /// The resume point whose seed the stateful step gets.
+    point: Option<&'a ResumePoint>,
+}
+
+impl<'a> LaneStart<'a> {
+    /// A chain of stateless modules restarts where it stopped; a stateful one from its resume
+    /// point, or else from the partition's start (see the module documentation).
+    fn of(position: &'a LanePosition, replay: &ChainReplay) -> Self {
+        let (resume_at, replay_to, point) = match (position.read_to, &position.resume) {
+            (Some(read_to), _) if replay.kind == ReplayKind::Stateless => (read_to, None, None),
+            (Some(read_to), Some(point)) if point.from <= read_to => {
+                (point.from, Some(read_to), Some(point))
+            }
+            _ => (0, None, None),
+        };
+        Self {
+            resume_at,
+            replay_to,
+            point,
+        }
+    }
+}
+
+/// A lane's chain and what it reads.
+#[derive(Clone, Copy)]
+struct ChainInput<'a> {
+    stream: Stream,
+    spec: &'a ChainSpec,
+    replay: &'a ChainReplay,
+    source: &'a str,
+    partition: u32,
+}
+
+type ChainStream = Pin<Box<dyn FuturesStream<Item = Result<ConsumerRecord, ErrorCode>>>>;
+
+/// A consumer of the chain's output in the SPU from `start`, leaving out the `skipped` input
+/// offsets and, with `skip_from`, every offset from there on.
+async fn open_chain(
+    fluvio: &Fluvio,
+    config: &MaterializeConfig,
+    chain: ChainInput<'_>,
+    start: &LaneStart<'_>,
+    skipped: &[u64],
+    skip_from: Option<u64>,
+) -> anyhow::Result<ChainStream> {
+    let consumer = fluvio
+        .consumer_with_config(
+            ConsumerConfigExtBuilder::default()
+                .topic(chain.source.to_owned())
+                .partition(chain.partition)
+                .offset_start(Offset::absolute(start.resume_at as i64).context("resume offset")?)
+                // Bounded: the SPU runs the chain over one fetch's worth of input at a time.
+                // The batch at a cut is sent again and the modules answer it from their last
+                // call (`stockstream_smartmodule::entry::LastCall`).
+                .max_bytes(config.fetch_bytes as i32)
+                // The client would reconnect from after the last record's offset, which after
+                // a filtered tick is not its input's; the new stream would start a fresh chain
+                // mid-partition. Fail instead: a restart resumes exactly.
+                .retry_mode(RetryMode::Disabled)
+                .smartmodule(invocations_resuming(
+                    chain.spec,
+                    config.fetch_bytes,
+                    chain.replay.stateful_step().zip(start.point),
+                    skipped,
+                    skip_from,
+                ))
+                .build()
+                .context("consumer settings")?,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot consume {} partition {} through the {} chain (are the modules registered? `stockstream setup`)",
+                chain.source,
+                chain.partition,
+                chain.stream.name()
+            )
+        })?;
+    Ok(Box::pin(consumer))
 }
 
 /// The lanes that have not read their input partition to its end, as text.

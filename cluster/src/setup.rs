@@ -212,6 +212,17 @@ async fn ensure_topic(
     Ok(Action::Created)
 }
 
+/// Registers one more module (a test's, say) as setup registers the project's: created, left
+/// alone when the same .wasm is there, or replaced.
+pub async fn register_module(
+    fluvio: &Fluvio,
+    manifest: &ModuleManifest,
+    wasm: &[u8],
+) -> anyhow::Result<Action> {
+    let admin = fluvio.admin().await;
+    ensure_module(&admin, manifest.package()?, wasm).await
+}
+
 async fn ensure_module(
     admin: &FluvioAdmin,
     package: SmartModulePackage,

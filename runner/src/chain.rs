@@ -432,24 +432,32 @@ impl Chain {
 }
 
 /// Records per `look_back` call in [`Chain::look_back_values`] (the engine copies each call's
-/// records into WASM memory).
+/// records into WASM memory)...
 pub const LOOK_BACK_CHUNK: usize = 50_000;
+/// ...and at most this many bytes of them (a chunk holds at least one record): a window of
+/// large records (up to `--max-record-bytes` each) replayed in one call would need their sum
+/// in the chain's memory, and trap there on every restart where processing them, batch by
+/// batch, had not.
+pub const LOOK_BACK_CHUNK_BYTES: usize = 4 << 20;
 
 impl Chain {
     /// `look_back` over tick records, keyed by symbol as the producer keys them, in chunks.
     pub fn look_back_values(&mut self, values: Vec<Vec<u8>>) -> anyhow::Result<()> {
         let mut values = values.into_iter().peekable();
         while values.peek().is_some() {
-            let chunk: Vec<Record> = values
-                .by_ref()
-                .take(LOOK_BACK_CHUNK)
-                .map(|value| {
-                    let key = stockstream_core::tick::parse_tick(&value)
-                        .map(|t| RecordKey::from(t.symbol.as_bytes().to_vec()))
-                        .unwrap_or(RecordKey::NULL);
-                    Record::new_key_value(key, value)
-                })
-                .collect();
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some(value) = values.next_if(|value| {
+                chunk.is_empty()
+                    || (chunk.len() < LOOK_BACK_CHUNK
+                        && bytes + value.len() <= LOOK_BACK_CHUNK_BYTES)
+            }) {
+                bytes += value.len();
+                let key = stockstream_core::tick::parse_tick(&value)
+                    .map(|t| RecordKey::from(t.symbol.as_bytes().to_vec()))
+                    .unwrap_or(RecordKey::NULL);
+                chunk.push(Record::new_key_value(key, value));
+            }
             self.look_back(chunk)?;
         }
         Ok(())

@@ -101,6 +101,24 @@ pub fn check_with_python(script: &str, args: &[&Path]) -> String {
     text
 }
 
+/// The derived rows of two outputs directories are the same, stream by stream.
+#[allow(dead_code)]
+pub const SAME_ROWS: &str = r#"
+import sys, glob
+import pyarrow as pa, pyarrow.parquet as pq
+a, b = sys.argv[1], sys.argv[2]
+for d in ["streaming_data/enriched", "streaming_data/bars_5m", "anomalies", "alerts"]:
+    def table(root):
+        fs = sorted(glob.glob(f"{root}/{d}/**/part-*.parquet", recursive=True))
+        return pa.concat_tables([pq.read_table(f) for f in fs]) if fs else None
+    ta, tb = table(a), table(b)
+    if d == "alerts" and ta is not None:
+        ta, tb = ta.sort_by("id"), tb.sort_by("id")
+    assert (ta is None) == (tb is None), d
+    assert ta is None or ta.equals(tb), f"{d}: {ta.num_rows} rows vs {tb.num_rows}, or they differ"
+    print(d, 0 if ta is None else ta.num_rows, "identical")
+"#;
+
 /// Compares two outputs directories: every stream's rows (all partitions, files in name
 /// order) and the dead letters must be identical; part files must cover the input without
 /// overlap.
@@ -201,4 +219,42 @@ pafs.copy_files(source, dest, source_filesystem=s3, destination_filesystem=pafs.
         dest,
     ];
     check_with_python(script, &args)
+}
+
+/// A transforms directory whose enriched and bars chains are the composable ones with the test
+/// fixture trap-on-symbol (a module with a bug: it traps on every tick of TRAP) right after
+/// tick-filter, so it sees valid ticks only; the anomalies chains are the usual ones.
+#[allow(dead_code)]
+pub fn transforms_with_a_trap(dir: &Path) -> PathBuf {
+    let transforms = dir.join("transforms");
+    std::fs::create_dir_all(&transforms).unwrap();
+    let filter = "  - uses: stockstream/tick-filter@0.1.0\n";
+    for file in ["enriched.yaml", "bars-5m.yaml"] {
+        let text =
+            std::fs::read_to_string(repo_root().join("transforms/composable").join(file)).unwrap();
+        assert!(text.contains(filter), "{file}: {text}");
+        let text = text.replace(
+            filter,
+            &format!("{filter}  - uses: stockstream/trap-on-symbol@0.1.0\n"),
+        );
+        std::fs::write(transforms.join(file), text).unwrap();
+    }
+    for file in ["anomalies-from-enriched.yaml", "anomalies.yaml"] {
+        std::fs::copy(
+            repo_root().join("transforms").join(file),
+            transforms.join(file),
+        )
+        .unwrap();
+    }
+    transforms
+}
+
+/// A valid tick of TRAP (what trap-on-symbol traps on) at the time of `line`, a tick.
+#[allow(dead_code)]
+pub fn trap_tick_at(line: &str) -> String {
+    let tick: serde_json::Value = serde_json::from_str(line).unwrap();
+    format!(
+        r#"{{"symbol":"TRAP","ts":{},"price":10,"volume":1}}"#,
+        tick["ts"]
+    )
 }

@@ -46,6 +46,7 @@ use crate::outputs::{Partitioned, Stream};
 use crate::source::{self, ReplayControl, Source, Speed};
 use crate::store::{Outputs, OutputsLock};
 
+pub use reader::record_text;
 pub use state::write_parquet_files;
 
 use chains::Chains;

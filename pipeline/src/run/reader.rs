@@ -41,14 +41,7 @@ impl DeadLetter {
         message: String,
         bytes: &[u8],
     ) -> Self {
-        use base64::Engine as _;
-        let (record, record_base64) = match std::str::from_utf8(bytes) {
-            Ok(text) => (text.to_owned(), None),
-            Err(_) => (
-                String::from_utf8_lossy(bytes).into_owned(),
-                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            ),
-        };
+        let (record, record_base64) = record_text(bytes);
         Self {
             offset,
             line,
@@ -57,6 +50,19 @@ impl DeadLetter {
             record,
             record_base64,
         }
+    }
+}
+
+/// A dead-lettered record as text (invalid UTF-8 replaced, for reading), and its exact bytes
+/// in base64 (standard alphabet) when they are not UTF-8.
+pub fn record_text(bytes: &[u8]) -> (String, Option<String>) {
+    use base64::Engine as _;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
     }
 }
 

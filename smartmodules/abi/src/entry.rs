@@ -111,13 +111,17 @@ fn mark_tail() -> Option<MarkTail> {
 ///
 /// And `skip`: the input offsets of records that made a module fail (a poison pill). The
 /// consumer dead-letters such a record and starts the chain again without it, so it never
-/// meets the same failure twice; the output is that of the input without the record.
+/// meets the same failure twice; the output is that of the input without the record. An
+/// entry `N..` leaves out every offset from N on: how a consumer finds the record a chain
+/// traps on in an SPU, which names no offset for a trap (`skip_from`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
     pub progress: bool,
     pub max_output: Option<usize>,
     /// Sorted.
     pub skip: Vec<i64>,
+    /// Every offset from this one on is left out too.
+    pub skip_from: Option<i64>,
 }
 
 impl Session {
@@ -142,31 +146,40 @@ impl Session {
                 },
             )?),
         };
-        let mut skip = match params.get(SKIP_PARAM) {
-            None => Vec::new(),
-            Some(value) => value
-                .split_ascii_whitespace()
-                .map(|offset| {
-                    offset.parse::<i64>().map_err(|_| {
-                        fluvio_smartmodule::eyre!(
-                            "invalid value {value:?} for parameter `{SKIP_PARAM}`: expected offsets separated by spaces"
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?,
-        };
+        let mut skip = Vec::new();
+        let mut skip_from: Option<i64> = None;
+        if let Some(value) = params.get(SKIP_PARAM) {
+            for entry in value.split_ascii_whitespace() {
+                let (offset, onwards) = match entry.strip_suffix("..") {
+                    Some(start) => (start, true),
+                    None => (entry, false),
+                };
+                let offset = offset.parse::<i64>().map_err(|_| {
+                    fluvio_smartmodule::eyre!(
+                        "invalid value {value:?} for parameter `{SKIP_PARAM}`: expected offsets (N, or N.. for N and every later one) separated by spaces"
+                    )
+                })?;
+                if onwards {
+                    skip_from = Some(skip_from.map_or(offset, |from| from.min(offset)));
+                } else {
+                    skip.push(offset);
+                }
+            }
+        }
         skip.sort_unstable();
         Ok(Self {
             progress,
             max_output,
             skip,
+            skip_from,
         })
     }
 
     /// Whether the record at `offset` is one the consumer asked to leave out.
     #[inline]
     fn skips(&self, offset: i64) -> bool {
-        !self.skip.is_empty() && self.skip.binary_search(&offset).is_ok()
+        self.skip_from.is_some_and(|from| offset >= from)
+            || (!self.skip.is_empty() && self.skip.binary_search(&offset).is_ok())
     }
 }
 

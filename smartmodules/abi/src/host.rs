@@ -44,6 +44,7 @@ static SESSION: Slot<Session> = Slot(UnsafeCell::new(Session {
     progress: false,
     max_output: None,
     skip: Vec::new(),
+    skip_from: None,
 }));
 static LAST_CALL: Slot<Option<LastCall>> = Slot(UnsafeCell::new(None));
 

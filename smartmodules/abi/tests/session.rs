@@ -32,6 +32,7 @@ fn reserved_parameters_are_read_and_bad_values_refused() {
             progress: true,
             max_output: Some(4096),
             skip: Vec::new(),
+            skip_from: None,
         }
     );
     let refused = session(&[("stockstream.progress", "yes")]).unwrap_err();
@@ -143,6 +144,7 @@ fn an_output_larger_than_max_output_is_an_error_that_names_the_batch() {
         progress: false,
         max_output: Some(64),
         skip: Vec::new(),
+        skip_from: None,
     };
     let mut out = Vec::new();
     let mut scratch = Scratch::new();
@@ -173,6 +175,7 @@ fn an_output_larger_than_max_output_is_an_error_that_names_the_batch() {
         progress: false,
         max_output: Some(1 << 20),
         skip: Vec::new(),
+        skip_from: None,
     };
     let mut out = Vec::new();
     entry::map(
@@ -229,4 +232,36 @@ fn skipped_offsets_reach_no_module_and_the_mark_still_covers_them() {
     assert_eq!(progress.map(|p| (p.first, p.end)), Some((500, 504)));
     let refused = session(&[("stockstream.skip", "12 x")]).unwrap_err();
     assert!(refused.contains("stockstream.skip"), "{refused}");
+    let refused = session(&[("stockstream.skip", "12..x")]).unwrap_err();
+    assert!(
+        refused.contains("N.. for N and every later one"),
+        "{refused}"
+    );
+}
+
+/// `N..` leaves out N and every later offset (how materialize narrows down a trap in an SPU),
+/// beside single offsets; the batch's mark still covers them all.
+#[test]
+fn an_open_skip_range_leaves_out_every_later_offset() {
+    let skipping = session(&[
+        ("stockstream.progress", "true"),
+        ("stockstream.skip", "500 504.. 503.."),
+    ])
+    .unwrap();
+    assert_eq!(
+        (skipping.skip.clone(), skipping.skip_from),
+        (vec![500], Some(503))
+    );
+    let bytes = input(&["a", "b", "c", "d", "e", "f"], 500);
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    entry::filter(&bytes, VERSION, &mut out, &skipping, |record| {
+        seen.push(record.value.to_vec());
+        Ok(true)
+    });
+    assert_eq!(seen, vec![b"b".to_vec(), b"c".to_vec()]);
+    let output = decode(&out);
+    let mark = output.successes.last().unwrap();
+    let progress = read_progress(mark.key.as_ref().map(|k| k.as_ref()), mark.value.as_ref());
+    assert_eq!(progress.map(|p| (p.first, p.end)), Some((500, 506)));
 }

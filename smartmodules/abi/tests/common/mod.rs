@@ -41,4 +41,5 @@ pub const PROGRESS: Session = Session {
     progress: true,
     max_output: None,
     skip: Vec::new(),
+    skip_from: None,
 };
