@@ -22,6 +22,7 @@ macro_rules! out {
 }
 
 mod commands;
+mod memory;
 
 /// Real-time stock analytics on Fluvio SmartModules.
 #[derive(Parser)]
@@ -54,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::fix_mmap_threshold();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
