@@ -107,45 +107,25 @@ pub(super) async fn find_record(
         "the chain trapped in the SPU, which names no record for a trap: finding it by probes: {}",
         trap.message
     );
-    let mut probes = 0u32;
-    // The chain is known to pass everything before `passes` and to trap before `traps`.
-    let mut passes = trap.from;
-    let mut step = 1u64;
-    let (mut traps, mut message) = loop {
-        let before = passes.saturating_add(step).min(end);
-        if before <= passes {
-            return Ok(None);
-        }
-        probes += 1;
-        match fails_before(fluvio, config, chain, &position, before).await? {
-            Some(message) => break (before, message),
-            None if before == end => {
-                tracing::warn!(
-                    stream = trap.stream.name(),
-                    partition = trap.partition,
-                    "the chain no longer traps on the input from offset {} to {end}: going on",
-                    trap.from
-                );
-                return Ok(None);
-            }
-            None => {
-                passes = before;
-                step = step.saturating_mul(2);
-            }
-        }
-    };
-    while traps - passes > 1 {
-        let middle = passes + (traps - passes) / 2;
-        probes += 1;
-        match fails_before(fluvio, config, chain, &position, middle).await? {
-            Some(said) => {
-                traps = middle;
-                message = said;
-            }
-            None => passes = middle,
+    let mut search = Search::new(trap.from, end);
+    let mut message = trap.message.clone();
+    while let Some(before) = search.next_probe() {
+        let said = fails_before(fluvio, config, chain, &position, before).await?;
+        search.record(before, said.is_some());
+        if let Some(said) = said {
+            message = said;
         }
     }
-    let offset = passes;
+    let probes = search.probes;
+    let Some(offset) = search.found() else {
+        tracing::warn!(
+            stream = trap.stream.name(),
+            partition = trap.partition,
+            "the chain no longer traps on the input from offset {} to {end}: going on",
+            trap.from
+        );
+        return Ok(None);
+    };
     anyhow::ensure!(
         !position.skipped.contains(&offset),
         "the {} chain traps in the SPU on partition {} of {source} at the batch of offset {offset} even with that record left out by the modules: the SPU fails on the batch before any module sees it (more than its SmartModule memory limit?); everything before is committed. The SPU said: {message}",
@@ -168,6 +148,64 @@ pub(super) async fn find_record(
         message: format!("the chain trapped in the SPU on this record: {message}"),
         record,
     }))
+}
+
+/// The search for the first offset a chain traps on, given that it passes everything before
+/// `from` and trapped somewhere in `[from, end)`: a probe `m` runs the chain over the input
+/// before `m` only, and whether it traps is monotone in `m`. Doubling steps from `from` bound
+/// the record, then a bisection finds it, in about 2·log2(distance) probes.
+#[derive(Debug)]
+struct Search {
+    /// The chain passes the input before this offset...
+    passes: u64,
+    /// ...and traps on the input before this one (once a probe has seen it).
+    traps: Option<u64>,
+    step: u64,
+    end: u64,
+    /// Probes so far.
+    probes: u32,
+}
+
+impl Search {
+    fn new(from: u64, end: u64) -> Self {
+        Self {
+            passes: from,
+            traps: None,
+            step: 1,
+            end,
+            probes: 0,
+        }
+    }
+
+    /// The next `m` to probe, `None` once the search is over.
+    fn next_probe(&self) -> Option<u64> {
+        match self.traps {
+            Some(traps) => {
+                (traps - self.passes > 1).then(|| self.passes + (traps - self.passes) / 2)
+            }
+            None => {
+                let before = self.passes.saturating_add(self.step).min(self.end);
+                (before > self.passes).then_some(before)
+            }
+        }
+    }
+
+    /// What the probe of `before` gave.
+    fn record(&mut self, before: u64, trapped: bool) {
+        self.probes += 1;
+        if trapped {
+            self.traps = Some(before);
+        } else {
+            self.passes = before;
+            self.step = self.step.saturating_mul(2);
+        }
+    }
+
+    /// The offset the chain traps on: the last one whose input the chain passes without it.
+    /// `None` when no probe trapped (the input up to `end` went through).
+    fn found(&self) -> Option<u64> {
+        self.traps.map(|_| self.passes)
+    }
 }
 
 /// Runs the lane's chain over its input before `before` (every later offset left out): the
@@ -254,4 +292,53 @@ async fn read_record(
         record.offset()
     );
     Ok(record.value().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Search;
+
+    /// Probes a chain that traps on `culprit` (and on nothing else).
+    fn find(from: u64, end: u64, culprit: Option<u64>) -> (Option<u64>, u32) {
+        let mut search = Search::new(from, end);
+        while let Some(before) = search.next_probe() {
+            assert!(
+                before > from && before <= end,
+                "probe {before} outside ({from}, {end}]"
+            );
+            search.record(before, culprit.is_some_and(|c| c < before));
+        }
+        (search.found(), search.probes)
+    }
+
+    #[test]
+    fn finds_the_record_anywhere_in_about_two_log2_of_its_distance() {
+        for from in [0, 7, 1_000_000] {
+            for distance in [0u64, 1, 2, 3, 5, 8, 99, 900, 4_095, 4_096, 100_000] {
+                let end = from + distance + 1 + distance / 3;
+                let culprit = from + distance;
+                let (found, probes) = find(from, end, Some(culprit));
+                assert_eq!(
+                    found,
+                    Some(culprit),
+                    "from {from}, culprit {culprit}, end {end}"
+                );
+                let bound = 2 * (64 - (distance + 1).leading_zeros()) + 1;
+                assert!(
+                    probes <= bound,
+                    "{probes} probes for a distance of {distance}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_trap_not_met_again_is_no_record_and_an_empty_range_needs_no_probe() {
+        let (found, probes) = find(10, 5_000, None);
+        assert_eq!(found, None);
+        assert!(probes <= 14, "{probes}");
+        assert_eq!(find(10, 10, None), (None, 0));
+        // The last offset before the end.
+        assert_eq!(find(10, 20, Some(19)).0, Some(19));
+    }
 }
