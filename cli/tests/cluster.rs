@@ -16,8 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    check_with_python, diff_json_lines, repo_root, stderr, transforms_with_a_trap, trap_tick_at,
-    write_ticks,
+    check_with_python, dead_letters, diff_json_lines, repo_root, stderr, transforms_with_a_trap,
+    trap_tick_at, write_ticks,
 };
 use fluvio::consumer::ConsumerConfigExtBuilder;
 use fluvio::Offset;
@@ -1316,15 +1316,7 @@ fn a_record_a_module_fails_on_in_the_spu_is_dead_lettered_and_never_met_again() 
     let second = stderr(&materialize(&cluster, &outputs, &args));
     assert!(second.contains("; 2 dead-lettered"), "met again? {second}");
 
-    let dead: Vec<serde_json::Value> = fs::read_dir(outputs.join("dead_letter"))
-        .unwrap()
-        .flat_map(|entry| {
-            let text = fs::read_to_string(entry.unwrap().path()).unwrap();
-            text.lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let dead = dead_letters(&outputs);
     let mut places: Vec<(String, u64)> = dead
         .iter()
         .map(|d| {
@@ -1439,15 +1431,7 @@ fn a_record_a_module_traps_on_in_the_spu_is_found_dead_lettered_and_never_met_ag
     assert!(second.contains("; 2 dead-lettered"), "{second}");
     assert!(!second.contains("offset=900"), "met again: {second}");
 
-    let dead: Vec<serde_json::Value> = fs::read_dir(outputs.join("dead_letter"))
-        .unwrap()
-        .flat_map(|entry| {
-            let text = fs::read_to_string(entry.unwrap().path()).unwrap();
-            text.lines()
-                .map(|line| serde_json::from_str(line).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let dead = dead_letters(&outputs);
     let mut places: Vec<(String, u64)> = dead
         .iter()
         .map(|d| {

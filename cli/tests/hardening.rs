@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{repo_root, stderr, stockstream, write_ticks, SAME_ROWS};
+use common::{dead_letters, repo_root, stderr, stockstream, write_ticks, SAME_ROWS};
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stockstream"));
@@ -16,17 +16,10 @@ fn binary() -> Command {
 
 /// The newest dead-letter reasons of a run's outputs, one per dead record.
 fn dead_letter_reasons(outputs: &std::path::Path) -> Vec<String> {
-    let mut reasons = Vec::new();
-    for entry in fs::read_dir(outputs.join("dead_letter")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl") {
-            for line in fs::read_to_string(&path).unwrap().lines() {
-                let dead: serde_json::Value = serde_json::from_str(line).unwrap();
-                reasons.push(dead["reason"].as_str().unwrap().to_owned());
-            }
-        }
-    }
-    reasons
+    dead_letters(outputs)
+        .iter()
+        .map(|dead| dead["reason"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    check_with_python, repo_root, stderr, transforms_with_a_trap, trap_tick_at, write_ticks,
-    SAME_OUTPUTS, SAME_ROWS,
+    check_with_python, dead_letters, repo_root, stderr, transforms_with_a_trap, trap_tick_at,
+    write_ticks, SAME_OUTPUTS, SAME_ROWS,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -461,14 +461,13 @@ fn a_record_the_chains_trap_on_through_kafka_is_dead_lettered_and_never_met_agai
     );
     assert!(second.contains("line 2102: "), "{second}");
 
-    let mut dead = Vec::new();
-    for entry in fs::read_dir(outputs.join("dead_letter")).unwrap() {
-        for line in fs::read_to_string(entry.unwrap().path()).unwrap().lines() {
-            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    let mut dead: Vec<String> = dead_letters(&outputs)
+        .iter()
+        .map(|record| {
             assert_eq!(record["reason"], "module_failed", "{record}");
-            dead.push(record["record"].as_str().unwrap().to_owned());
-        }
-    }
+            record["record"].as_str().unwrap().to_owned()
+        })
+        .collect();
     dead.sort();
     let mut want = vec![lines[900].clone(), lines[2_101].clone()];
     want.sort();

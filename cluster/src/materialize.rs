@@ -869,12 +869,12 @@ async fn materialize_once(
                         missing = Some(name);
                         break;
                     }
-                    Some(Err(e)) if trap::is_trap(&e).is_some() => {
+                    Some(Err(ErrorCode::Other(message))) if trap::is_trap(&message) => {
                         trapped = Some(Trap {
                             stream: lane.stream,
                             partition: lane.partition,
                             from: lane.read_to,
-                            message: trap::is_trap(&e).unwrap_or_default().to_owned(),
+                            message,
                         });
                         break;
                     }

@@ -258,3 +258,24 @@ pub fn trap_tick_at(line: &str) -> String {
         tick["ts"]
     )
 }
+
+/// Every dead letter under `outputs/dead_letter/`, in file-name order.
+#[allow(dead_code)]
+pub fn dead_letters(outputs: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(outputs.join("dead_letter"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

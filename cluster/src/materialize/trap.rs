@@ -37,12 +37,9 @@ use super::{
 /// What an SPU says when a chain traps (`process_batch` failed).
 const TRAP_PREFIX: &str = "SmartModule err";
 
-/// Whether a lane's error is a trap of its chain in the SPU.
-pub(super) fn is_trap(error: &ErrorCode) -> Option<&str> {
-    match error {
-        ErrorCode::Other(message) if message.starts_with(TRAP_PREFIX) => Some(message),
-        _ => None,
-    }
+/// Whether a lane's `ErrorCode::Other` is a trap of its chain in the SPU.
+pub(super) fn is_trap(message: &str) -> bool {
+    message.starts_with(TRAP_PREFIX)
 }
 
 /// A lane whose chain trapped in the SPU.
@@ -245,15 +242,13 @@ async fn fails_before(
                     }
                 }
             }
-            Some(Err(error)) => match is_trap(&error) {
-                Some(message) => return Ok(Some(message.to_owned())),
-                None => anyhow::bail!(
-                    "looking for the record the {} chain traps on, on partition {} of {}: {error}",
-                    chain.stream.name(),
-                    chain.partition,
-                    chain.source
-                ),
-            },
+            Some(Err(ErrorCode::Other(message))) if is_trap(&message) => return Ok(Some(message)),
+            Some(Err(error)) => anyhow::bail!(
+                "looking for the record the {} chain traps on, on partition {} of {}: {error}",
+                chain.stream.name(),
+                chain.partition,
+                chain.source
+            ),
             None => anyhow::bail!(
                 "looking for the record the {} chain traps on: the stream ended (connection to the SPU lost?)",
                 chain.stream.name()
